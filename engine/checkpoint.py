@@ -1,0 +1,166 @@
+"""Checkpoints: one file holds everything needed to rebuild a model and reproduce samples.
+
+A run directory holds
+  model.pt        config + weights + centroid table + dataset facts (what is shipped)
+  train_state.pt  the same plus optimizer and RNG states, for --resume (not shipped)
+Both are written atomically (temp file, fsync, rename), so an interruption at any moment,
+even kill -9, leaves the previous complete file in place.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from .centroids import CentroidTable
+from .config import ModelConfig, TrainConfig, config_from_dict
+from .errors import EngineError
+from .network import UNet
+
+FORMAT = "feature-guided-diffusion/1"
+MODEL_FILE = "model.pt"
+STATE_FILE = "train_state.pt"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_CHECKPOINT = ASSETS / "feature_guided"
+DEFAULT_MIXTURE = ASSETS / "mixture"
+
+
+def save_atomic(obj, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise EngineError("CUDA was asked for but no CUDA device is available; use --device cpu")
+    return torch.device(name)
+
+
+def read_file(path: str | Path) -> dict:
+    """Load a checkpoint file's dictionary, with a clear error for anything wrong."""
+    path = Path(path)
+    if path.is_dir():
+        for name in (MODEL_FILE, STATE_FILE):
+            if (path / name).is_file():
+                path = path / name
+                break
+        else:
+            raise EngineError(f"{path}: no {MODEL_FILE} or {STATE_FILE} in this folder; "
+                              "train one with `python -m engine train`")
+    if not path.is_file():
+        raise EngineError(f"{path}: checkpoint not found; give a run folder or a .pt file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise EngineError(f"{path}: unreadable or truncated checkpoint ({type(e).__name__}); "
+                          "retrain, or restore the file") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise EngineError(f"{path}: not a checkpoint of this tool (expected format {FORMAT})")
+    state["path"] = str(path)
+    return state
+
+
+class Checkpoint:
+    """A trained denoiser with its config, centroids and dataset facts.
+
+    The public face of a model for the app, the analyses and the command line:
+    `denoise`, `phi`, `centroid`, and `sample` (see sampler.py).
+    """
+
+    def __init__(self, state: dict, device: str | torch.device = "auto"):
+        self.path = state.get("path", "")
+        self.train_config = TrainConfig(**{**state["train_config"], "model": state["train_config"]["model"]})
+        self.config: ModelConfig = self.train_config.model
+        self.device = pick_device(device) if isinstance(device, str) else device
+        self.model = UNet(self.config)
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[1] if "\n" in str(e) else str(e)
+            raise EngineError(f"{self.path}: weights do not match the stored config ({first.strip()[:160]})") from None
+        self.model.to(self.device).eval()
+        self.classes: list[str] = list(state["classes"])
+        self.mean = torch.as_tensor(state["mean"], dtype=torch.float32)   # (C,) mean pixel of the data
+        self.step: int = state.get("step", 0)
+        self.info: dict = state.get("info", {})
+        self.centroids = CentroidTable.from_state(state["centroids"]).to(self.device) \
+            if state.get("centroids") else None
+
+    # -- facts
+    @property
+    def kind(self) -> str:
+        return self.config.kind
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.config.channels, self.config.size, self.config.size)
+
+    def class_index(self, name: str | int) -> int:
+        return self.require_centroids().index(name)
+
+    def require_centroids(self) -> CentroidTable:
+        if self.centroids is None:
+            raise EngineError(f"{self.path}: this checkpoint has no centroid table yet; "
+                              "run `python -m engine centroids --checkpoint DIR`")
+        return self.centroids
+
+    # -- the network
+    @torch.no_grad()
+    def denoise(self, y: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+        """f(y) (mixture / no target) or f(y, phi*) for y (B, C, H, W)."""
+        if target is not None and self.kind == "mixture":
+            raise EngineError("the mixture model has no projection: it cannot be conditioned")
+        return self.model(y.to(self.device), None if target is None else target.to(self.device))[0]
+
+    @torch.no_grad()
+    def phi(self, y: torch.Tensor, batch: int = 512) -> torch.Tensor:
+        """phi(y) (B, D) of a plain pass, in batches."""
+        return torch.cat([self.model.phi(y[i:i + batch].to(self.device)) for i in range(0, len(y), batch)])
+
+    def centroid(self, name: str | int, sigma: float | torch.Tensor) -> torch.Tensor:
+        """phibar_c(sigma): (D,) for a float sigma, (B, D) for a tensor of sigmas."""
+        table = self.require_centroids()
+        s = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
+        out = table.at(name, s.reshape(-1))
+        return out[0] if s.dim() == 0 else out
+
+    def sample(self, target=None, **kwargs):
+        """Generator of sampling steps; see sampler.sample."""
+        from .sampler import sample
+        return sample(self, target, **kwargs)
+
+    def layer_slices(self) -> dict[str, slice]:
+        return dict(self.model.layout.slices)
+
+    def describe(self) -> dict:
+        return {"path": self.path, "kind": self.kind, "classes": self.classes, "step": self.step,
+                "train_config": asdict(self.train_config), "phi_dim": self.model.phi_dim,
+                "parameters": sum(p.numel() for p in self.model.parameters()), "info": self.info}
+
+
+def load_checkpoint(path: str | Path | None = None, device: str = "auto") -> Checkpoint:
+    """Load a run folder or .pt file (default: the shipped feature-guided model)."""
+    state = read_file(path or DEFAULT_CHECKPOINT)
+    try:
+        return Checkpoint(state, device)
+    except (KeyError, TypeError) as e:
+        raise EngineError(f"{state['path']}: checkpoint is missing or has malformed field {e}") from None
+
+
+def model_state(model: UNet, train_config: TrainConfig, classes: list[str], mean: torch.Tensor,
+                step: int, centroids: CentroidTable | None, info: dict) -> dict:
+    return {"format": FORMAT, "train_config": asdict(train_config), "model": model.state_dict(),
+            "classes": list(classes), "mean": mean.cpu(), "step": step,
+            "centroids": centroids.state() if centroids is not None else None, "info": info}

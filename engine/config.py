@@ -1,0 +1,99 @@
+"""Configuration dataclasses. Every checkpoint stores them; every run prints them."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from .errors import EngineError
+
+KINDS = ("feature_guided", "mixture")
+
+
+@dataclass
+class ModelConfig:
+    """The UNet denoiser (DESIGN.md 1) and its feature vector phi (DESIGN.md 2)."""
+    channels: int = 1                       # image channels: 1 (grey) or 3 (colour)
+    size: int = 32                          # image side; divisible by 2 ** (len(widths) - 1)
+    widths: tuple[int, ...] = (24, 48, 96)   # channels per scale; the last is the mid block
+    # Blocks whose channel means form phi (DESIGN.md 2). Names: enc1.., mid, ..dec1.
+    # None: every block (enc1, enc2, mid, dec2, dec1 for three scales).
+    feature_blocks: tuple[str, ...] | None = None
+    # Blocks whose channel means are replaced by the target (DESIGN.md 3); () = mixture model.
+    # None: the mid block and every decoder block.
+    matched_blocks: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        self.widths = tuple(self.widths)
+        if self.feature_blocks is None:
+            self.feature_blocks = self.block_names
+        if self.matched_blocks is None:
+            self.matched_blocks = self.block_names[self.block_names.index("mid"):]
+        self.feature_blocks = tuple(self.feature_blocks)
+        self.matched_blocks = tuple(self.matched_blocks)
+        if self.channels not in (1, 3):
+            raise EngineError(f"channels must be 1 or 3, not {self.channels}")
+        if len(self.widths) < 2:
+            raise EngineError("widths needs at least two scales, e.g. 32,64,128")
+        factor = 2 ** (len(self.widths) - 1)
+        if self.size % factor or self.size < factor:
+            raise EngineError(f"image size {self.size} is not divisible by the downsampling factor {factor}; "
+                              f"use a multiple of {factor}")
+        names = set(self.block_names)
+        for b in self.feature_blocks + self.matched_blocks:
+            if b not in names:
+                raise EngineError(f"unknown block '{b}'; blocks are {', '.join(self.block_names)}")
+        if not set(self.matched_blocks) <= set(self.feature_blocks):
+            raise EngineError("every matched block must also be a feature block")
+
+    @property
+    def block_names(self) -> tuple[str, ...]:
+        depth = len(self.widths) - 1
+        enc = tuple(f"enc{i}" for i in range(1, depth + 1))
+        dec = tuple(f"dec{i}" for i in range(depth, 0, -1))
+        return enc + ("mid",) + dec
+
+    def block_width(self, name: str) -> int:
+        return self.widths[-1] if name == "mid" else self.widths[int(name[3:]) - 1]
+
+    @property
+    def kind(self) -> str:
+        return "feature_guided" if self.matched_blocks else "mixture"
+
+
+@dataclass
+class TrainConfig:
+    """One training run (DESIGN.md 3)."""
+    dataset: str = "textures"               # textures | ovals | a folder path
+    kind: str = "feature_guided"            # feature_guided | mixture
+    steps: int = 5000
+    batch: int = 32
+    lr: float = 2e-3
+    warmup: int = 200                       # linear warm-up steps, then cosine decay to lr / 50
+    sigma_max: float = 1.2                  # noise levels drawn on [0, sigma_max]
+    n_per_class: int | None = None          # training crops per class (None: dataset default)
+    seed: int = 0
+    checkpoint_every: int = 250
+    device: str = "auto"                    # auto | cpu | cuda
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def __post_init__(self):
+        if isinstance(self.model, dict):
+            self.model = config_from_dict(ModelConfig, self.model)
+        if self.kind not in KINDS:
+            raise EngineError(f"unknown model kind '{self.kind}'; use feature_guided or mixture")
+        if self.kind == "mixture":
+            self.model.matched_blocks = ()
+        elif not self.model.matched_blocks:
+            raise EngineError("a feature-guided model needs at least one matched block")
+        for name in ("steps", "batch", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise EngineError(f"{name} must be at least 1")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def config_from_dict(cls, d: dict):
+    """Rebuild a config dataclass, ignoring keys this version does not know."""
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in known})

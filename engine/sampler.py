@@ -1,0 +1,254 @@
+"""Coarse-to-fine stochastic sampler (Kadkhodaie & Simoncelli 2021; DESIGN.md 4).
+
+    y_0 = mean image + sigma_0 z,  t = 1
+    while sigma_{t-1} > sigma_L:
+        h_t     = h0 * t / (1 + h0 * (t - 1))
+        d_t     = f(y_{t-1}, phi*(sigma_{t-1})) - y_{t-1}
+        sigma_t = ||d_t|| / sqrt(N)
+        gamma_t = sigma_t * sqrt((1 - beta h_t)^2 - (1 - h_t)^2)
+        y_t     = y_{t-1} + h_t d_t + gamma_t z_t
+    return f(y_T, phi*)
+
+`sample` is a generator: it yields a `Step` after every update and a final `Step` with
+`final=True` holding f(y_T, phi*). The app, the command line and the tests consume this
+one stream. Each image stops on its own once its sigma falls below sigma_L (it is then
+frozen); each image has its own noise stream, derived from (seed, image index), so image i
+is the same whatever the batch size, and the same seed under two targets shares its
+initial noise and noise sequence (the bifurcation experiment).
+
+The target phi*(sigma) is looked up at each image's current noise estimate; phi*(sigma_0)
+at t = 1 (the estimate exists only after the first denoiser call).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .errors import EngineError
+
+# Defaults chosen from measurement (README, "Sampler defaults"): at most ~100 network
+# evaluations per sample while keeping class accuracy and diversity.
+SIGMA_0 = 1.0
+SIGMA_L = 0.01
+H0 = 0.01
+BETA = 0.25
+MAX_STEPS = 140
+
+
+@dataclass
+class SamplerSettings:
+    sigma_0: float = SIGMA_0
+    sigma_L: float = SIGMA_L
+    h0: float = H0
+    beta: float = BETA
+    max_steps: int = MAX_STEPS
+
+    def __post_init__(self):
+        if not 0 < self.beta <= 1:
+            raise EngineError(f"beta must be in (0, 1], got {self.beta}")
+        if not 0 < self.h0 <= 1:
+            raise EngineError(f"h0 must be in (0, 1], got {self.h0}")
+        if not 0 < self.sigma_L < self.sigma_0:
+            raise EngineError(f"need 0 < sigma_L < sigma_0, got sigma_L={self.sigma_L}, sigma_0={self.sigma_0}")
+        if self.max_steps < 1:
+            raise EngineError("max_steps must be at least 1")
+
+
+@dataclass
+class Step:
+    """The state after step t (t = 0: the initial noise; final: the returned samples)."""
+    t: int
+    y: torch.Tensor            # (B, C, H, W) y_t
+    denoised: torch.Tensor     # (B, C, H, W) f(y_{t-1}, phi*): the current estimate of the sample
+    sigma: torch.Tensor        # (B,) noise level estimate sigma_t
+    phi: torch.Tensor          # (B, D) phi(y_{t-1}) read in the guided pass (see network.forward)
+    active: torch.Tensor       # (B,) bool: still running after this step
+    nfe: int                   # network evaluations per image so far
+    final: bool = False
+
+
+# ----------------------------------------------------------------------------- targets
+
+class Target:
+    """What to condition on: phi*(sigma) for each image of the batch, or None."""
+    evaluations = 0           # extra network evaluations per image per step
+
+    def phi(self, ckpt, sigma: torch.Tensor) -> torch.Tensor | None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Called at the start of every run (targets with their own noise reseed here)."""
+
+    def describe(self) -> dict:
+        raise NotImplementedError
+
+
+class Unconditional(Target):
+    """No projection: the mixture model's (or any model's plain) denoiser."""
+
+    def phi(self, ckpt, sigma):
+        return None
+
+    def describe(self):
+        return {"mode": "unconditional"}
+
+
+@dataclass
+class ClassTarget(Target):
+    name: str | int
+
+    def phi(self, ckpt, sigma):
+        return ckpt.centroid(self.name, sigma)
+
+    def describe(self):
+        return {"mode": "class", "class": self.name}
+
+
+@dataclass
+class Interpolation(Target):
+    """phi_alpha(sigma) = (1 - alpha) phibar_a(sigma) + alpha phibar_b(sigma); any real alpha."""
+    a: str | int
+    b: str | int
+    alpha: float
+
+    def phi(self, ckpt, sigma):
+        return (1 - self.alpha) * ckpt.centroid(self.a, sigma) + self.alpha * ckpt.centroid(self.b, sigma)
+
+    def describe(self):
+        return {"mode": "interpolate", "a": self.a, "b": self.b, "alpha": self.alpha}
+
+
+@dataclass
+class Switch(Target):
+    """Class a while sigma > sigma_star, then class b: coarse structure of a, detail of b."""
+    a: str | int
+    b: str | int
+    sigma_star: float
+
+    def phi(self, ckpt, sigma):
+        pa, pb = ckpt.centroid(self.a, sigma), ckpt.centroid(self.b, sigma)
+        return torch.where((sigma > self.sigma_star)[:, None].to(pa.device), pa, pb)
+
+    def describe(self):
+        return {"mode": "switch", "a": self.a, "b": self.b, "sigma_star": self.sigma_star}
+
+
+@dataclass
+class ImageTarget(Target):
+    """The mean of phi(x_k + sigma z) over conditioning images x_k, at each image's sigma.
+
+    The conditioning noise is redrawn every step from a fixed seed, so runs reproduce."""
+    images: torch.Tensor            # (K, C, H, W) in [0, 1]
+    seed: int = 0
+    _gen: torch.Generator | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.images.dim() != 4 or len(self.images) == 0:
+            raise EngineError("give at least one conditioning image")
+        self.reset()
+
+    def reset(self):
+        self._gen = torch.Generator().manual_seed(self.seed)
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.images)
+
+    def phi(self, ckpt, sigma):
+        k, b = len(self.images), len(sigma)
+        x = self.images.to(torch.float32)
+        z = torch.randn((b, *x.shape), generator=self._gen)
+        y = x[None] + sigma.cpu()[:, None, None, None, None] * z          # (B, K, C, H, W)
+        return ckpt.phi(y.reshape(b * k, *x.shape[1:])).reshape(b, k, -1).mean(1)
+
+    def describe(self):
+        return {"mode": "images", "count": len(self.images), "seed": self.seed}
+
+
+# ----------------------------------------------------------------------------- sampler
+
+def image_generators(seed: int, n: int) -> list[torch.Generator]:
+    """Independent noise stream per image, the same for image i whatever n is."""
+    seeds = np.random.SeedSequence(seed).spawn(n)
+    return [torch.Generator().manual_seed(int(s.generate_state(1, np.uint64)[0] >> np.uint64(1))) for s in seeds]
+
+
+def _noise(gens: list[torch.Generator], shape) -> torch.Tensor:
+    return torch.stack([torch.randn(shape, generator=g) for g in gens])
+
+
+@torch.no_grad()
+def sample(ckpt, target: Target | None = None, n: int = 16, seed: int = 0,
+           settings: SamplerSettings | None = None, **overrides) -> Iterator[Step]:
+    """Yield one Step per iteration of DESIGN.md 4, then a final Step (see module doc)."""
+    s = settings or SamplerSettings(**overrides)
+    if settings is not None and overrides:
+        s = SamplerSettings(**{**asdict(settings), **overrides})
+    target = target or Unconditional()
+    target.reset()
+    if n < 1:
+        raise EngineError(f"number of samples must be at least 1, got {n}")
+    if ckpt.kind == "mixture" and not isinstance(target, Unconditional):
+        raise EngineError("the mixture model cannot be conditioned; use --unconditional or a feature-guided model")
+    dev = ckpt.device
+    C, H, W = ckpt.shape
+    N = C * H * W
+    gens = image_generators(seed, n)
+    mean = ckpt.mean.to(dev)[None, :, None, None]
+    y = mean + s.sigma_0 * _noise(gens, (C, H, W)).to(dev)
+    sigma = torch.full((n,), s.sigma_0, device=dev)
+    active = torch.ones(n, dtype=torch.bool, device=dev)
+    denoised = y.clone()
+    phi = torch.zeros(n, ckpt.model.phi_dim, device=dev)
+    per_eval = 1 + target.evaluations
+    nfe = 0
+    yield Step(0, y.clone(), denoised.clone(), sigma.clone(), phi.clone(), active.clone(), 0)
+
+    t = 1
+    while bool(active.any()) and t <= s.max_steps:
+        idx = torch.nonzero(active).flatten()
+        ya = y[idx]
+        goal = target.phi(ckpt, sigma[idx])
+        f, phi_a = ckpt.model(ya, goal)
+        nfe += per_eval
+        h = s.h0 * t / (1 + s.h0 * (t - 1))
+        d = f - ya
+        sig = d.flatten(1).norm(dim=1) / math.sqrt(N)
+        gamma = sig * math.sqrt(max(0.0, (1 - s.beta * h) ** 2 - (1 - h) ** 2))
+        z = _noise(gens, (C, H, W)).to(dev)[idx]          # every stream advances every step
+        y[idx] = ya + h * d + gamma[:, None, None, None] * z
+        denoised[idx], phi[idx], sigma[idx] = f, phi_a, sig
+        active[idx] = sig > s.sigma_L
+        yield Step(t, y.clone(), denoised.clone(), sigma.clone(), phi.clone(), active.clone(), nfe)
+        t += 1
+
+    # the returned sample: f(y_T, phi*) at each image's final noise level
+    final, phi_T = ckpt.model(y, target.phi(ckpt, sigma))
+    nfe += per_eval
+    yield Step(t, y.clone(), final.clamp(0, 1), sigma.clone(), phi_T, active.clone(), nfe, final=True)
+
+
+def run(ckpt, target: Target | None = None, n: int = 16, seed: int = 0, record: bool = False,
+        **kw) -> tuple[torch.Tensor, list[Step]]:
+    """Run the sampler to the end: (samples (n, C, H, W) in [0, 1], the steps if record)."""
+    steps = []
+    last = None
+    for last in sample(ckpt, target, n, seed, **kw):
+        if record:
+            steps.append(last)
+    return last.denoised, steps
+
+
+def trajectory_arrays(steps: list[Step]) -> dict[str, np.ndarray]:
+    """Stack recorded steps into arrays (T, B, ...) for saving as .npz."""
+    return {"y": np.stack([s.y.cpu().numpy() for s in steps]).astype(np.float32),
+            "denoised": np.stack([s.denoised.cpu().numpy() for s in steps]).astype(np.float32),
+            "sigma": np.stack([s.sigma.cpu().numpy() for s in steps]).astype(np.float32),
+            "phi": np.stack([s.phi.cpu().numpy() for s in steps]).astype(np.float32),
+            "active": np.stack([s.active.cpu().numpy() for s in steps]),
+            "t": np.array([s.t for s in steps]), "nfe": np.array([s.nfe for s in steps]),
+            "final": np.array([s.final for s in steps])}

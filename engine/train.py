@@ -1,0 +1,186 @@
+"""Training with the single denoising loss of DESIGN.md 3.
+
+Feature-guided:  E || f(x + sigma z, phi(x' + sigma z')) - x ||^2,  x' another image of
+                 the same class (a fresh partner every step), phi computed by the same
+                 network in the same pass, gradients flowing through both.
+Mixture:         E || f(x + sigma z) - x ||^2 on all classes, no projection.
+
+Noise law (our choice): per image, half the draws log-uniform on [0.005, sigma_max]
+(detail at small sigma, where the sampler spends most of its steps) and half uniform on
+[0, sigma_max] (coverage of the large sigma where conditioning matters most).
+"""
+from __future__ import annotations
+
+import math
+import platform
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .centroids import compute_centroids
+from .checkpoint import MODEL_FILE, STATE_FILE, model_state, pick_device, read_file, save_atomic
+from .config import TrainConfig
+from .data import load_dataset
+from .errors import EngineError
+from .network import UNet
+
+
+def sample_sigmas(n: int, sigma_max: float, gen: torch.Generator) -> torch.Tensor:
+    u = torch.rand(n, generator=gen)
+    log_uniform = torch.exp(math.log(0.005) + u * (math.log(sigma_max) - math.log(0.005)))
+    uniform = torch.rand(n, generator=gen) * sigma_max
+    pick = torch.rand(n, generator=gen) < 0.5
+    return torch.where(pick, log_uniform, uniform)
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to lr / 50; a pure function of the step (resumable)."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr / 50 + (cfg.lr - cfg.lr / 50) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def partners(labels: torch.Tensor, by_class: list[torch.Tensor], gen: torch.Generator) -> torch.Tensor:
+    """For each label, the index of a random training image of the same class."""
+    out = torch.empty_like(labels)
+    for c, idx in enumerate(by_class):
+        m = labels == c
+        k = int(m.sum())
+        if k:
+            out[m] = idx[torch.randint(len(idx), (k,), generator=gen)]
+    return out
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA)"
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads"
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print,
+          progress: bool = True) -> Path:
+    """Train (or resume) a run in out_dir; returns the path of model.pt."""
+    out = Path(out_dir)
+    state = None
+    if resume:
+        if not (out / STATE_FILE).is_file():
+            raise EngineError(f"{out}: nothing to resume (no {STATE_FILE}); drop --resume to start a new run")
+        state = read_file(out / STATE_FILE)
+        steps = cfg.steps
+        cfg = TrainConfig(**state["train_config"])
+        if steps != cfg.steps:
+            log(f"resume: extending the run from {cfg.steps} to {steps} steps")
+            cfg.steps = steps
+    elif (out / STATE_FILE).exists():
+        raise EngineError(f"{out} already holds a run; use --resume to continue it or choose another --out")
+    device = pick_device(cfg.device)
+    log(f"config ({'resuming at step ' + str(state['step']) if state else 'new run'}, device {device}):")
+    log(cfg.to_json())
+
+    data = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, cfg.n_per_class, cfg.seed)
+    images = torch.from_numpy(data.images).to(device)
+    labels = torch.from_numpy(data.labels)
+    by_class = [torch.nonzero(labels == c).flatten() for c in range(len(data.classes))]
+    mean = images.mean(dim=(0, 2, 3)).cpu()
+
+    torch.manual_seed(cfg.seed)
+    model = UNet(cfg.model).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step, elapsed, history = 0, 0.0, []
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["rng"])
+        step, elapsed, history = state["step"], state["info"]["wall_seconds"], state["info"]["history"]
+    channels_last = device.type == "cpu"          # ~20% faster convolutions on CPU
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    guided = cfg.kind == "feature_guided"
+    model.train()
+
+    def info() -> dict:
+        return {"wall_seconds": elapsed, "history": history, "machine": machine(),
+                "dataset_classes": data.classes, "train_images": len(data), "torch": torch.__version__}
+
+    def checkpoint():
+        s = model_state(model, cfg, data.classes, mean, step, None, info())
+        s["optimizer"] = opt.state_dict()
+        s["rng"] = gen.get_state()
+        save_atomic(s, out / STATE_FILE)
+
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, file=sys.stderr,
+               dynamic_ncols=True, desc=f"train {cfg.kind}")
+    ema = None
+    t0 = time.time()
+    while step < cfg.steps:
+        idx = torch.randint(len(labels), (cfg.batch,), generator=gen)
+        sigma = sample_sigmas(cfg.batch, cfg.sigma_max, gen).to(device)[:, None, None, None]
+        x = images[idx.to(device)]
+        y = x + sigma * torch.randn(x.shape, generator=gen).to(device)
+        ref = None
+        if guided:
+            xr = images[partners(labels[idx], by_class, gen).to(device)]
+            ref = xr + sigma * torch.randn(x.shape, generator=gen).to(device)
+        if channels_last:
+            y = y.contiguous(memory_format=torch.channels_last)
+            ref = ref.contiguous(memory_format=torch.channels_last) if ref is not None else None
+        for g in opt.param_groups:
+            g["lr"] = learning_rate(cfg, step)
+        denoised, _ = model(y, reference=ref)
+        loss = ((denoised - x) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        value = loss.item()
+        if not math.isfinite(value):
+            raise EngineError(f"training diverged at step {step} (loss {value}); lower --lr and start again")
+        ema = value if ema is None else 0.98 * ema + 0.02 * value
+        bar.update(1)
+        bar.set_postfix(loss=f"{ema:.5f}", psnr=f"{10 * math.log10(1 / ema):.2f}dB")
+        if step % 50 == 0:
+            history.append((step, ema))
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            elapsed += time.time() - t0
+            t0 = time.time()
+            checkpoint()
+    bar.close()
+    elapsed += time.time() - t0
+
+    # The mixture model gets a table too: the analyses compare both embeddings (fig. 4).
+    log("computing the centroid table ...")
+    model = model.to(memory_format=torch.contiguous_format)
+    centroids = compute_centroids(model, data.images, data.labels, data.classes, seed=cfg.seed)
+    save_atomic(model_state(model, cfg, data.classes, mean, step, centroids, info()), out / MODEL_FILE)
+    log(f"wrote {out / MODEL_FILE} ({step} steps, {elapsed / 60:.1f} min of training on {machine()})")
+    return out / MODEL_FILE
+
+
+def recompute_centroids(path: str | Path, per_class: int = 256, seed: int = 0, device: str = "auto",
+                        log=print) -> Path:
+    """Recompute and store the centroid table of a checkpoint (model.pt or a run folder)."""
+    state = read_file(path)
+    cfg = TrainConfig(**state["train_config"])
+    model = UNet(cfg.model).to(pick_device(device))
+    model.load_state_dict(state["model"])
+    data = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, cfg.n_per_class, cfg.seed)
+    bar = tqdm(total=len(data.classes), desc="centroids", file=sys.stderr)
+    table = compute_centroids(model, data.images, data.labels, data.classes, per_class=per_class, seed=seed,
+                              progress=lambda i, n: bar.update(1))
+    bar.close()
+    state["centroids"] = table.state()
+    target = Path(state.pop("path"))
+    if target.name == STATE_FILE:
+        state.pop("optimizer", None)
+        state.pop("rng", None)
+        target = target.with_name(MODEL_FILE)
+    save_atomic(state, target)
+    log(f"wrote centroids for {len(data.classes)} classes x {len(table.sigmas)} sigmas to {target}")
+    return target
