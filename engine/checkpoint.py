@@ -129,8 +129,9 @@ class Checkpoint:
         """phi(y) (B, D) of a plain pass, in batches."""
         return torch.cat([self.model.phi(y[i:i + batch].to(self.device)) for i in range(0, len(y), batch)])
 
-    def centroid(self, name: str | int, sigma: float | torch.Tensor) -> torch.Tensor:
-        """phibar_c(sigma): (D,) for a float sigma, (B, D) for a tensor of sigmas."""
+    def centroid(self, name: str | int | torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        """phibar_c(sigma): (D,) for a float sigma, (B, D) for a tensor of sigmas.
+        `name` is a class name or index, or a (B,) tensor of class indices."""
         table = self.require_centroids()
         s = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
         out = table.at(name, s.reshape(-1))

@@ -5,6 +5,7 @@ Every subcommand turns user mistakes (EngineError) into one line on stderr and e
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import warnings
@@ -69,6 +70,65 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--per-class", type=_positive(int), default=256, help="images per class (default 256)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="auto")
+
+    from .sampler import BETA, H0, MAX_STEPS, SIGMA_0, SIGMA_L
+    s = sub.add_parser("sample", help="draw samples with the coarse-to-fine sampler",
+                       description="Sample with the stochastic coarse-to-fine sampler of DESIGN.md 4. "
+                       "Choose exactly one target; the default checkpoint is the shipped model.")
+    s.add_argument("--checkpoint", default=None, help="run folder or .pt file (default: assets/feature_guided)")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--class", dest="class_name", metavar="NAME", help="condition on a class centroid")
+    g.add_argument("--image", nargs="+", metavar="PATH", help="condition on the mean phi of these images")
+    g.add_argument("--interpolate", nargs=2, metavar=("A", "B"),
+                   help="condition on (1 - alpha) centroid(A) + alpha centroid(B)")
+    g.add_argument("--switch", nargs=2, metavar=("A", "B"), help="class A until sigma < --sigma-star, then B")
+    g.add_argument("--unconditional", action="store_true", help="no projection (use with a mixture model)")
+    s.add_argument("--alpha", type=float, default=None, help="interpolation weight (any real; 0 = A, 1 = B)")
+    s.add_argument("--sigma-star", type=_positive(float), default=None, help="switch level for --switch")
+    s.add_argument("--n", type=_positive(int), default=16, help="number of samples (default 16)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--beta", type=float, default=BETA, help=f"noise injection, in (0, 1] (default {BETA})")
+    s.add_argument("--h0", type=float, default=H0, help=f"initial step size, in (0, 1] (default {H0})")
+    s.add_argument("--sigma0", type=_positive(float), default=SIGMA_0, help=f"initial noise level (default {SIGMA_0})")
+    s.add_argument("--sigmaL", type=_positive(float), default=SIGMA_L, help=f"final noise level (default {SIGMA_L})")
+    s.add_argument("--max-steps", type=_positive(int), default=MAX_STEPS, help=f"step limit (default {MAX_STEPS})")
+    s.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npy (float32 (N, C, H, W) in [0, 1])")
+    s.add_argument("--trajectory", default=None, help="FILE.npz: every step's y, f(y), sigma, phi")
+    s.add_argument("--device", default="auto")
+
+    d = sub.add_parser("dataset", help="export a dataset split as .npz",
+                       description="Write arrays images (N, C, H, W) float32 in [0, 1], labels (N,), classes.")
+    d.add_argument("--name", default="textures", help="textures | ovals | a folder (default textures)")
+    d.add_argument("--split", default="train", choices=["train", "test"])
+    d.add_argument("--size", type=int, default=32)
+    d.add_argument("--channels", type=int, default=1, choices=[1, 3])
+    d.add_argument("--n-per-class", type=_positive(int), default=None)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--out", required=True, help="FILE.npz")
+
+    e = sub.add_parser("evaluate", help="measure sample accuracy, diversity, memorisation, PSNR, speed",
+                       description="Evaluate a checkpoint (see engine/evaluate.py); prints JSON.")
+    e.add_argument("--checkpoint", default=None, help="feature-guided model (default: the shipped one)")
+    e.add_argument("--mixture", default=None,
+                   help="mixture model for the PSNR comparison (default: the shipped one, with the default checkpoint)")
+    e.add_argument("--per-class", type=_positive(int), default=32, help="samples per class (default 32)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--beta", type=float, default=BETA)
+    e.add_argument("--h0", type=float, default=H0)
+    e.add_argument("--no-timing", action="store_true", help="skip the speed measurement")
+    e.add_argument("--out", default=None, help="also write the JSON to this file")
+    e.add_argument("--device", default="auto")
+
+    b = sub.add_parser("benchmark", help="time the sampler and the network",
+                       description="Print seconds per batch of 16 samples, network evaluations per sample and "
+                       "ms per network call at batch 1 and 16, on this machine.")
+    b.add_argument("--checkpoint", default=None)
+    b.add_argument("--repeats", type=_positive(int), default=3)
+    b.add_argument("--device", default="auto")
+
+    if importlib.util.find_spec("engine.report") is not None:
+        from .report import register
+        EXTRA.update(register(sub))
     return p
 
 
@@ -89,14 +149,125 @@ def cmd_centroids(a) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "centroids": cmd_centroids}
+def _settings(a):
+    from .sampler import SamplerSettings
+    return SamplerSettings(sigma_0=a.sigma0, sigma_L=a.sigmaL, h0=a.h0, beta=a.beta, max_steps=a.max_steps)
+
+
+def cmd_sample(a) -> int:
+    import numpy as np
+    import torch
+    from .checkpoint import load_checkpoint
+    from .data import fit_image, load_image
+    from .grid import save_grid
+    from .sampler import ClassTarget, ImageTarget, Interpolation, Switch, Unconditional, trajectory_arrays
+    out = Path(a.out)
+    if out.suffix.lower() not in (".png", ".npy"):
+        raise EngineError(f"--out {out}: use a .png (grid) or .npy (array) file name")
+    if a.trajectory and Path(a.trajectory).suffix.lower() != ".npz":
+        raise EngineError(f"--trajectory {a.trajectory}: use a .npz file name")
+    if a.interpolate and a.alpha is None:
+        raise EngineError("--interpolate needs --alpha (0 = first class, 1 = second)")
+    if a.switch and a.sigma_star is None:
+        raise EngineError("--switch needs --sigma-star (the noise level where the target changes)")
+    settings = _settings(a)
+    ckpt = load_checkpoint(a.checkpoint, a.device)
+    if a.class_name is not None:
+        ckpt.class_index(a.class_name)
+        target = ClassTarget(a.class_name)
+    elif a.image:
+        c, size = ckpt.config.channels, ckpt.config.size
+        target = ImageTarget(torch.from_numpy(np.stack([fit_image(load_image(p, c), size) for p in a.image])),
+                             seed=a.seed)
+    elif a.interpolate:
+        for name in a.interpolate:
+            ckpt.class_index(name)
+        target = Interpolation(*a.interpolate, alpha=a.alpha)
+    elif a.switch:
+        for name in a.switch:
+            ckpt.class_index(name)
+        target = Switch(*a.switch, sigma_star=a.sigma_star)
+    else:
+        target = Unconditional()
+    steps = []
+    last = None
+    for last in ckpt.sample(target, n=a.n, seed=a.seed, settings=settings):
+        if a.trajectory:
+            steps.append(last)
+    x = last.denoised.cpu().numpy().astype(np.float32)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npy":
+        np.save(out, x)
+    else:
+        save_grid(x, out)
+    if a.trajectory:
+        np.savez_compressed(a.trajectory, **trajectory_arrays(steps))
+    print(json.dumps({"out": str(out), "n": a.n, "target": target.describe(), "seed": a.seed,
+                      "steps": last.t - 1, "nfe_per_sample": last.nfe, "sampler": vars(settings)}))
+    return 0
+
+
+def cmd_dataset(a) -> int:
+    from .data import load_dataset
+    if Path(a.out).suffix.lower() != ".npz":
+        raise EngineError(f"--out {a.out}: use a .npz file name")
+    ds = load_dataset(a.name, a.split, a.size, a.channels, a.n_per_class, a.seed)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    ds.save_npz(a.out)
+    print(json.dumps({"out": a.out, "images": list(ds.images.shape), "classes": ds.classes}))
+    return 0
+
+
+def cmd_evaluate(a) -> int:
+    from .checkpoint import DEFAULT_MIXTURE, load_checkpoint
+    from .evaluate import evaluate, to_json
+    from .sampler import SamplerSettings
+    ckpt = load_checkpoint(a.checkpoint, a.device)
+    mix_path = a.mixture or (DEFAULT_MIXTURE if a.checkpoint is None else None)
+    mixture = load_checkpoint(mix_path, a.device) if mix_path else None
+    report = evaluate(ckpt, mixture, per_class=a.per_class, seed=a.seed,
+                      settings=SamplerSettings(beta=a.beta, h0=a.h0), timing=not a.no_timing)
+    text = to_json(report)
+    print(text)
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(text)
+    return 0
+
+
+def cmd_benchmark(a) -> int:
+    import platform
+    import time
+    import torch
+    from .checkpoint import load_checkpoint
+    from .evaluate import seconds_per_batch
+    ckpt = load_checkpoint(a.checkpoint, a.device)
+    result = seconds_per_batch(ckpt, 16, repeats=a.repeats)
+    for b in (1, 16):
+        y = torch.rand(b, *ckpt.shape)
+        target = ckpt.centroid(0, torch.full((b,), 0.5))
+        ckpt.denoise(y, target)
+        t0 = time.perf_counter()
+        for _ in range(20):
+            ckpt.denoise(y, target)
+        result[f"ms_per_network_call_batch_{b}"] = 1000 * (time.perf_counter() - t0) / 20
+    result["machine"] = f"{platform.machine()} {platform.processor()}".strip()
+    result["cpu_count"] = __import__("os").cpu_count()
+    result["torch"] = torch.__version__
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "centroids": cmd_centroids, "sample": cmd_sample, "dataset": cmd_dataset,
+            "evaluate": cmd_evaluate, "benchmark": cmd_benchmark}
+EXTRA: dict = {}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.simplefilter("default")
     try:
-        return COMMANDS[args.command](args)
+        return {**COMMANDS, **EXTRA}[args.command](args)
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -269,6 +269,8 @@ def oval_images(ratios: np.ndarray, size: int, rng: np.random.Generator) -> np.n
     area, brightness and background. Returns (N, 1, size, size) float32."""
     n = len(ratios)
     radius = rng.uniform(0.10, 0.20, n) * size           # geometric-mean semi-axis
+    # keep the long axis inside the image (small sizes, extreme ratios)
+    radius = np.minimum(radius, (size / 2 - 1.5) / np.sqrt(np.maximum(ratios, 1 / ratios)))
     a = radius * np.sqrt(ratios)                          # horizontal semi-axis
     b = radius / np.sqrt(ratios)                          # vertical semi-axis
     cx = rng.uniform(a + 1, size - 1 - a)

@@ -1,0 +1,38 @@
+# The two commands of the README: `make run` and `make test`. Both set everything up first.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export GRADIO_ANALYTICS_ENABLED := False
+
+.PHONY: run test setup browser bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian's Chromium for the browser tests and PNG figures (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian chromium (apt-get)"; \
+	    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); \
+	  else echo "chromium not found and no apt-get: browser tests will be skipped"; fi; }
+
+run: setup
+	$(BIN)/python app.py
+
+test: setup browser
+	$(BIN)/python -m pytest -q tests
+
+bench: setup
+	$(BIN)/python -m engine benchmark
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -1,0 +1,116 @@
+"""An image classifier independent of the denoiser, to judge samples.
+
+A small convolutional network trained on the real training crops of the checkpoint's
+dataset (never on samples, never sharing weights with the denoiser). Light Gaussian noise
+and horizontal flips during training make it robust to the small residual noise of
+samples. It is trained once per dataset config and cached beside the checkpoint.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .checkpoint import save_atomic
+from .data import load_dataset
+from .errors import EngineError
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, channels: int, classes: int, width: int = 32):
+        super().__init__()
+
+        def block(i, o):
+            return [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
+        self.features = nn.Sequential(*block(channels, width), *block(width, width), nn.MaxPool2d(2),
+                                      *block(width, 2 * width), *block(2 * width, 2 * width), nn.MaxPool2d(2),
+                                      *block(2 * width, 4 * width))
+        self.head = nn.Linear(8 * width, classes)
+
+    def forward(self, x):
+        h = self.features(x)
+        # mean and std of each channel: texture statistics, position-free
+        return self.head(torch.cat([h.mean((2, 3)), h.std((2, 3))], 1))
+
+
+class Classifier:
+    def __init__(self, net: SmallCNN, classes: list[str], test_accuracy: float, key: dict):
+        self.net = net.eval()
+        self.classes = classes
+        self.test_accuracy = test_accuracy
+        self.key = key
+
+    @torch.no_grad()
+    def probabilities(self, images) -> np.ndarray:
+        """(N, C, H, W) images in [0, 1] (array or tensor) -> (N, K) class probabilities."""
+        x = torch.as_tensor(np.asarray(images, dtype=np.float32) if not isinstance(images, torch.Tensor)
+                            else images.detach().cpu().float())
+        out = [torch.softmax(self.net(x[i:i + 512]), 1) for i in range(0, len(x), 512)]
+        return torch.cat(out).numpy()
+
+    def predict(self, images) -> np.ndarray:
+        return self.probabilities(images).argmax(1)
+
+
+def _key(train_config: dict) -> dict:
+    m = train_config["model"]
+    return {"dataset": train_config["dataset"], "size": m["size"], "channels": m["channels"],
+            "n_per_class": train_config.get("n_per_class"), "seed": train_config.get("seed", 0)}
+
+
+def train_classifier(key: dict, steps: int | None = None, batch: int = 128, seed: int = 0,
+                     progress: bool = True) -> Classifier:
+    train = load_dataset(key["dataset"], "train", key["size"], key["channels"], key["n_per_class"], key["seed"])
+    # about 10 epochs, at least 100 and at most 1500 steps (enough on 20k texture crops)
+    steps = steps or int(min(1500, max(100, 10 * len(train) / batch)))
+    test = load_dataset(key["dataset"], "test", key["size"], key["channels"], None, key["seed"])
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    net = SmallCNN(key["channels"], len(train.classes))
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    x_all, y_all = torch.from_numpy(train.images), torch.from_numpy(train.labels)
+    net.train()
+    for _ in tqdm(range(steps), desc="classifier", disable=not progress, file=sys.stderr):
+        idx = torch.randint(len(y_all), (batch,), generator=gen)
+        x = x_all[idx]
+        flip = torch.rand(batch, generator=gen) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        x = x + 0.05 * torch.rand(batch, 1, 1, 1, generator=gen) * torch.randn(x.shape, generator=gen)
+        loss = nn.functional.cross_entropy(net(x), y_all[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    clf = Classifier(net, train.classes, 0.0, key)
+    clf.test_accuracy = float((clf.predict(test.images) == test.labels).mean())
+    return clf
+
+
+def load_classifier(ckpt, progress: bool = True) -> Classifier:
+    """The classifier for a checkpoint's dataset: cached beside it, trained if missing."""
+    from dataclasses import asdict
+    key = _key(asdict(ckpt.train_config))
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+    folder = Path(ckpt.path).parent if ckpt.path else Path(".")
+    path = folder / f"classifier_{digest}.pt"
+    if path.is_file():
+        s = torch.load(path, map_location="cpu", weights_only=False)
+        net = SmallCNN(key["channels"], len(s["classes"]))
+        net.load_state_dict(s["model"])
+        return Classifier(net, s["classes"], s["test_accuracy"], key)
+    clf = train_classifier(key, progress=progress)
+    if clf.classes != ckpt.classes:
+        raise EngineError("the dataset's classes differ from the checkpoint's; was the folder changed?")
+    try:
+        save_atomic({"model": clf.net.state_dict(), "classes": clf.classes,
+                     "test_accuracy": clf.test_accuracy, "key": key}, path)
+    except OSError:
+        pass                                    # read-only folder: keep it in memory only
+    return clf

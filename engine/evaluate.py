@@ -1,0 +1,138 @@
+"""Evaluation of a trained model against the engine issue's bars.
+
+- classifier: a small CNN independent of the denoiser (classifier.py), its accuracy on
+  real test crops;
+- class accuracy of conditional samples, per class;
+- diversity ratio: mean pairwise L2 distance between samples of a class over the same
+  figure for real test crops of the class (1: as diverse as real data);
+- memorisation ratio: median L2 distance from each sample to its nearest training crop,
+  over the same figure for real test crops (1: samples are as far from the training set
+  as unseen real images; near 0: copies);
+- denoising PSNR on test crops, conditional (correct class centroid) vs mixture;
+- network evaluations per sample and seconds per batch of 16.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .classifier import load_classifier
+from .data import load_dataset
+from .sampler import ClassTarget, SamplerSettings, run
+
+PSNR_SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+def psnr(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB for images in [0, 1]."""
+    mse = ((x - ref) ** 2).flatten(1).mean(1).clamp_min(1e-12)
+    return 10 * torch.log10(1 / mse)
+
+
+def mean_pairwise_distance(x: np.ndarray) -> float:
+    f = torch.from_numpy(x.reshape(len(x), -1))
+    d = torch.cdist(f, f)
+    n = len(x)
+    return float(d.sum() / (n * (n - 1)))
+
+
+def nearest_distance(x: np.ndarray, bank: np.ndarray, batch: int = 256) -> np.ndarray:
+    b = torch.from_numpy(bank.reshape(len(bank), -1))
+    out = []
+    for i in range(0, len(x), batch):
+        q = torch.from_numpy(x[i:i + batch].reshape(-1, b.shape[1]))
+        out.append(torch.cdist(q, b).min(1).values)
+    return torch.cat(out).numpy()
+
+
+@torch.no_grad()
+def denoising_psnr(ckpt, mixture, images: np.ndarray, labels: np.ndarray, sigmas=PSNR_SIGMAS,
+                   seed: int = 0) -> dict:
+    """Mean PSNR of f(y, phibar_class(sigma)) and of the mixture's f(y) at each sigma."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.from_numpy(images)
+    lab = torch.from_numpy(labels)
+    out = {"sigma": list(sigmas), "conditional": [], "mixture": []}
+    for sigma in sigmas:
+        y = x + sigma * torch.randn(x.shape, generator=gen)
+        s = torch.full((len(x),), float(sigma))
+        cond = torch.cat([ckpt.denoise(y[i:i + 256], ckpt.centroid(lab[i:i + 256], s[i:i + 256]))
+                          for i in range(0, len(x), 256)]).cpu()
+        out["conditional"].append(float(psnr(cond, x).mean()))
+        if mixture is not None:
+            mix = torch.cat([mixture.denoise(y[i:i + 256]) for i in range(0, len(x), 256)]).cpu()
+            out["mixture"].append(float(psnr(mix, x).mean()))
+    return out
+
+
+def seconds_per_batch(ckpt, n: int = 16, repeats: int = 3, settings: SamplerSettings | None = None) -> dict:
+    """Wall time of a full class-conditional run of n samples (after one warm-up run)."""
+    target = ClassTarget(ckpt.classes[0])
+    run(ckpt, target, n=n, seed=0, settings=settings)
+    times, nfes = [], []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        last = None
+        for last in ckpt.sample(target, n=n, seed=r + 1, settings=settings):
+            pass
+        times.append(time.perf_counter() - t0)
+        nfes.append(last.nfe)
+    return {"seconds_per_batch": float(np.median(times)), "batch": n, "nfe_per_sample": float(np.mean(nfes)),
+            "threads": torch.get_num_threads(), "device": str(ckpt.device)}
+
+
+def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, seed: int = 0,
+             settings: SamplerSettings | None = None, progress: bool = True, timing: bool = True) -> dict:
+    cfg = ckpt.train_config
+    size, channels = cfg.model.size, cfg.model.channels
+    train = load_dataset(cfg.dataset, "train", size, channels, cfg.n_per_class, cfg.seed)
+    test = load_dataset(cfg.dataset, "test", size, channels, None, cfg.seed)
+    clf = load_classifier(ckpt, progress=progress)
+    report = {"checkpoint": ckpt.path, "classes": ckpt.classes, "samples_per_class": per_class,
+              "sampler": vars(settings or SamplerSettings()),
+              "classifier_test_accuracy": float((clf.predict(test.images) == test.labels).mean())}
+
+    acc, div, nfe = {}, {}, []
+    samples_all = []
+    for c, name in enumerate(tqdm(ckpt.classes, desc="sampling", disable=not progress, file=sys.stderr)):
+        last = None
+        for last in ckpt.sample(ClassTarget(name), n=per_class, seed=seed + c, settings=settings):
+            pass
+        x = last.denoised.cpu().numpy()
+        nfe.append(last.nfe)
+        samples_all.append(x)
+        acc[name] = float((clf.predict(x) == c).mean())
+        real = test.of_class(c)[:per_class]
+        div[name] = mean_pairwise_distance(x) / mean_pairwise_distance(real)
+    samples = np.concatenate(samples_all)
+    report["class_accuracy"] = acc
+    report["mean_class_accuracy"] = float(np.mean(list(acc.values())))
+    report["min_class_accuracy"] = float(min(acc.values()))
+    report["diversity_per_class"] = div
+    report["diversity_ratio"] = float(np.mean(list(div.values())))
+
+    test_sub = np.concatenate([test.of_class(c)[:per_class] for c in range(len(ckpt.classes))])
+    d_samples = nearest_distance(samples, train.images)
+    d_test = nearest_distance(test_sub, train.images)
+    report["memorisation"] = {"median_nn_sample_to_train": float(np.median(d_samples)),
+                              "median_nn_test_to_train": float(np.median(d_test))}
+    report["memorisation_ratio"] = float(np.median(d_samples) / np.median(d_test))
+
+    idx = np.concatenate([np.nonzero(test.labels == c)[0][:psnr_per_class] for c in range(len(ckpt.classes))])
+    p = denoising_psnr(ckpt, mixture, test.images[idx], test.labels[idx], seed=seed)
+    report["psnr"] = p
+    if mixture is not None:
+        report["psnr_gain_db"] = {str(s): c - m for s, c, m in zip(p["sigma"], p["conditional"], p["mixture"])}
+    if timing:
+        report["timing"] = seconds_per_batch(ckpt, 16, settings=settings)
+    report["nfe_per_sample"] = float(np.mean(nfe))
+    return report
+
+
+def to_json(report: dict) -> str:
+    return json.dumps(report, indent=2)

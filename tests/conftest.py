@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny models trained in seconds, so every test runs on real checkpoints."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import pytest
+import torch
+
+from engine.config import ModelConfig, TrainConfig
+from engine.train import train
+
+TINY_MODEL = dict(widths=(8, 16), size=16)
+
+
+def tiny_config(kind: str = "feature_guided", steps: int = 40, dataset: str = "textures", **kw) -> TrainConfig:
+    return TrainConfig(dataset=dataset, kind=kind, steps=steps, batch=16, n_per_class=32, checkpoint_every=20,
+                       device="cpu", model=ModelConfig(**TINY_MODEL), **kw)
+
+
+@pytest.fixture(scope="session")
+def tiny_fg_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny_fg")
+    train(tiny_config("feature_guided"), out, log=lambda *a: None, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_mixture_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny_mix")
+    train(tiny_config("mixture"), out, log=lambda *a: None, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_fg(tiny_fg_dir):
+    from engine.checkpoint import load_checkpoint
+    return load_checkpoint(tiny_fg_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_mixture(tiny_mixture_dir):
+    from engine.checkpoint import load_checkpoint
+    return load_checkpoint(tiny_mixture_dir, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    torch.set_num_threads(min(2, torch.get_num_threads()))

@@ -1,0 +1,105 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.checkpoint import MODEL_FILE, STATE_FILE, load_checkpoint, read_file, save_atomic
+from engine.centroids import CentroidTable
+from engine.errors import EngineError
+from engine.train import train
+
+from conftest import tiny_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_round_trip_rebuilds_the_same_model(tiny_fg_dir, tmp_path):
+    a = load_checkpoint(tiny_fg_dir, device="cpu")
+    state = read_file(tiny_fg_dir)
+    state.pop("path")
+    save_atomic(state, tmp_path / "copy.pt")
+    b = load_checkpoint(tmp_path / "copy.pt", device="cpu")
+    y = torch.rand(3, *a.shape)
+    target = a.centroid(0, torch.full((3,), 0.2))
+    assert torch.equal(a.denoise(y, target), b.denoise(y, target))
+    assert a.train_config == b.train_config and a.classes == b.classes
+    assert torch.equal(a.centroids.table, b.centroids.table)
+
+
+def test_centroid_table_interpolates_in_log_sigma():
+    table = CentroidTable(torch.tensor([0.1, 1.0]), torch.tensor([[[0.0], [2.0]]]), torch.zeros(1, 2), ["a"])
+    s = torch.tensor([0.1, 10 ** -0.5, 1.0, 5.0, 0.01])
+    assert torch.allclose(table.at("a", s)[:, 0], torch.tensor([0.0, 1.0, 2.0, 2.0, 0.0]), atol=1e-6)
+
+
+def test_centroids_concentrate_phi_of_their_class(tiny_fg_dir):
+    ckpt = load_checkpoint(tiny_fg_dir, device="cpu")
+    assert ckpt.centroids.table.shape[0] == len(ckpt.classes)
+    assert torch.isfinite(ckpt.centroids.table).all()
+
+
+def _run_cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, **kw)
+
+
+def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path):
+    args = ["train", "--steps", "40", "--batch", "8", "--widths", "8,16", "--size", "16", "--n-per-class", "16",
+            "--checkpoint-every", "10", "--device", "cpu", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    straight = _run_cli(*args, "--out", str(tmp_path / "a"), env=env)
+    assert straight.returncode == 0, straight.stderr
+
+    out = tmp_path / "b"
+    proc = subprocess.Popen([sys.executable, "-m", "engine", *args, "--out", str(out)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / STATE_FILE).exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(out / STATE_FILE, weights_only=False)["step"]
+    assert killed_at % 10 == 0 and killed_at < 40, "the kill should land mid-run"
+    assert not (out / MODEL_FILE).exists()
+
+    resumed = _run_cli(*args, "--out", str(out), "--resume", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = (torch.load(p / MODEL_FILE, weights_only=False) for p in (tmp_path / "a", out))
+    assert a["step"] == b["step"] == 40
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_new_run_refuses_to_overwrite(tmp_path):
+    cfg = tiny_config(steps=2)
+    train(cfg, tmp_path, log=lambda *a: None, progress=False)
+    with pytest.raises(EngineError, match="--resume"):
+        train(cfg, tmp_path, log=lambda *a: None, progress=False)
+
+
+def test_bad_checkpoints_give_clear_errors(tiny_fg_dir, tmp_path):
+    with pytest.raises(EngineError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(EngineError, match="no model.pt"):
+        load_checkpoint(tmp_path)
+    data = (Path(tiny_fg_dir) / MODEL_FILE).read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(EngineError, match="truncated"):
+        load_checkpoint(tmp_path / "truncated.pt")
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(EngineError):
+        load_checkpoint(tmp_path / "text.pt")
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(EngineError, match="not a checkpoint of this tool"):
+        load_checkpoint(tmp_path / "other.pt")
+    state = read_file(tiny_fg_dir)
+    state.pop("path")
+    state["train_config"]["model"]["widths"] = [8, 32]
+    save_atomic(state, tmp_path / "mismatch.pt")
+    with pytest.raises(EngineError, match="do not match"):
+        load_checkpoint(tmp_path / "mismatch.pt")

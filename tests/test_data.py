@@ -1,0 +1,137 @@
+import io
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.data import (TEXTURES, aspect_ratio, crops_from, fit_image, folder, load_dataset, load_image,
+                         oval_images, tile_split)
+from engine.errors import EngineError
+
+
+def test_train_and_test_crops_share_no_pixel():
+    # pixel ids as the image: every crop carries the ids of the pixels it came from
+    h, w = 150, 230
+    ids = np.arange(h * w, dtype=np.float32).reshape(1, h, w)
+    rng = np.random.default_rng(0)
+    train = crops_from(ids, 16, "train", 3000, rng)
+    test = crops_from(ids, 16, "test", 1000, rng)
+    assert not set(np.unique(train)) & set(np.unique(test))
+    tiles = tile_split((h, w), 24)
+    assert tiles["train"] and tiles["test"] and not set(tiles["train"]) & set(tiles["test"])
+    # the test tiles are spread over the image, not one corner
+    rows = {r for r, _ in tiles["test"]}
+    cols = {c for _, c in tiles["test"]}
+    assert len(rows) > 2 and len(cols) > 2
+
+
+def test_textures_are_deterministic_and_well_formed():
+    a = load_dataset("textures", "train", 32, 1, n_per_class=5, seed=3)
+    b = load_dataset("textures", "train", 32, 1, n_per_class=5, seed=3)
+    assert np.array_equal(a.images, b.images)
+    assert a.images.shape == (5 * len(TEXTURES), 1, 32, 32) and a.images.dtype == np.float32
+    assert len(a.classes) >= 10 and 0 <= a.images.min() and a.images.max() <= 1
+    c = load_dataset("textures", "train", 32, 1, n_per_class=5, seed=4)
+    assert not np.array_equal(a.images, c.images)
+
+
+def test_ovals_aspect_ratio_is_the_class():
+    ratios = np.array([0.2, 0.5, 1.0, 2.0, 5.0]).repeat(20)
+    imgs = oval_images(ratios, 32, np.random.default_rng(0))
+    measured = aspect_ratio(imgs)
+    per_class = measured.reshape(5, 20).mean(1)
+    assert np.all(np.diff(per_class) > 0)
+    assert abs(np.log(per_class[2])) < 0.2
+
+
+def _png(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=kw.pop("format", "PNG"), **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _png(Image.new("RGBA", (40, 30), (255, 0, 0, 128))),
+    lambda: _png(Image.fromarray(np.full((20, 20), 40000, np.uint16))),
+    lambda: _png(Image.new("P", (20, 20))),
+    lambda: _png(Image.new("1", (20, 20))),
+    lambda: _png(Image.new("LA", (20, 20))),
+    lambda: _png(Image.fromarray(np.random.rand(20, 20).astype(np.float32)), format="TIFF"),
+    lambda: _png(Image.new("CMYK", (20, 20)), format="JPEG"),
+    lambda: _png(Image.new("L", (20, 20)), save_all=True, format="GIF",
+                 append_images=[Image.new("L", (20, 20), 255)]),
+])
+def test_any_mode_loads_to_unit_range(make):
+    for channels in (1, 3):
+        x = load_image(make(), channels)
+        assert x.shape[0] == channels and x.dtype == np.float32
+        assert 0 <= x.min() and x.max() <= 1
+
+
+def test_sixteen_bit_is_scaled_not_clipped():
+    x = load_image(_png(Image.fromarray(np.full((20, 20), 32768, np.uint16))), 1)
+    assert abs(float(x.mean()) - 0.5) < 0.01
+
+
+def test_huge_image_is_loaded_and_reduced(tmp_path):
+    p = tmp_path / "big.png"
+    Image.new("L", (10000, 10000), 128).save(p)
+    x = fit_image(load_image(p, 1), 32)
+    assert x.shape == (1, 32, 32) and abs(float(x.mean()) - 128 / 255) < 0.01
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"this is text, not a picture", "not a readable image"),
+    (_png(Image.new("L", (1, 1))), "1x1"),
+    (_png(Image.new("L", (64, 64)))[:40], "not a readable image"),
+])
+def test_bad_images_raise_clear_errors(data, message):
+    with pytest.raises(EngineError, match=message):
+        load_image(data, 1)
+
+
+def test_text_file_named_png(tmp_path):
+    p = tmp_path / "fake.png"
+    p.write_text("hello")
+    with pytest.raises(EngineError, match="fake.png: not a readable image"):
+        load_image(p)
+
+
+def test_missing_file():
+    with pytest.raises(EngineError, match="no such file"):
+        load_image("/nonexistent/x.png")
+
+
+def test_class_folder_dataset_skips_unreadable_files(tmp_path):
+    for cls, value in (("dark", 30), ("light", 220)):
+        d = tmp_path / cls
+        d.mkdir()
+        for i in range(6):
+            Image.new("L", (50 + i, 40), value).save(d / f"{i}.png")
+        (d / "broken.png").write_text("nope")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        train = folder(tmp_path, "train", size=16)
+        test = folder(tmp_path, "test", size=16)
+    assert any("broken.png" in str(m.message) for m in w)
+    assert train.classes == ["dark", "light"] and train.images.shape[1:] == (1, 16, 16)
+    assert len(train) + len(test) == 12 and len(test) == 2
+
+
+def test_texture_folder_dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        Image.fromarray((rng.random((100, 100)) * 255).astype(np.uint8)).save(tmp_path / f"{name}.png")
+    ds = folder(tmp_path, "train", size=16, n_per_class=7)
+    assert ds.classes == ["a", "b"] and ds.images.shape == (14, 1, 16, 16)
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(EngineError, match="no class subfolders"):
+        folder(tmp_path, "train")
+
+
+def test_unknown_dataset():
+    with pytest.raises(EngineError, match="unknown dataset"):
+        load_dataset("nope")

@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+from engine.errors import EngineError
+from engine.sampler import (ClassTarget, ImageTarget, Interpolation, SamplerSettings, Switch, Unconditional, run,
+                            sample)
+
+
+def test_same_seed_same_samples_other_seed_other_samples(tiny_fg):
+    a, _ = run(tiny_fg, ClassTarget(tiny_fg.classes[1]), n=3, seed=5, max_steps=20)
+    b, _ = run(tiny_fg, ClassTarget(tiny_fg.classes[1]), n=3, seed=5, max_steps=20)
+    c, _ = run(tiny_fg, ClassTarget(tiny_fg.classes[1]), n=3, seed=6, max_steps=20)
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_image_i_does_not_depend_on_batch_size(tiny_fg):
+    one, _ = run(tiny_fg, ClassTarget(0), n=1, seed=2, max_steps=15)
+    four, _ = run(tiny_fg, ClassTarget(0), n=4, seed=2, max_steps=15)
+    assert torch.allclose(one[0], four[0], atol=1e-4)
+
+
+def test_steps_record_the_trajectory_and_stop(tiny_fg):
+    settings = SamplerSettings(max_steps=25, beta=0.5, h0=0.05)
+    steps = list(sample(tiny_fg, ClassTarget(0), n=2, seed=0, settings=settings))
+    assert steps[0].t == 0 and steps[-1].final and sum(s.final for s in steps) == 1
+    assert len(steps) - 2 <= 25
+    body = steps[1:-1]
+    assert [s.t for s in body] == list(range(1, len(body) + 1))
+    assert steps[-1].nfe == len(body) + 1          # one call per step, one for the final f(y_T)
+    for s in steps:
+        assert s.y.shape == (2, *tiny_fg.shape) and s.phi.shape == (2, tiny_fg.model.phi_dim)
+        assert s.sigma.shape == (2,)
+    # stopping: an image stops once its sigma is at most sigma_L, or the step limit ends the run
+    last = body[-1]
+    assert (not last.active.any()) or last.t == 25
+    assert torch.equal(last.active, last.sigma > settings.sigma_L)
+    assert steps[-1].denoised.min() >= 0 and steps[-1].denoised.max() <= 1
+
+
+def test_stopped_images_are_frozen(tiny_fg):
+    # a large sigma_L stops every image after its first steps
+    steps = list(sample(tiny_fg, ClassTarget(0), n=3, seed=1, sigma_L=0.9, max_steps=50))
+    body = steps[1:-1]
+    assert len(body) < 50
+    for prev, cur in zip(body, body[1:]):
+        frozen = ~prev.active
+        assert torch.equal(cur.y[frozen], prev.y[frozen])
+
+
+def test_targets(tiny_fg):
+    a, b = tiny_fg.classes[:2]
+    sigma = torch.tensor([0.3, 0.05])
+    assert torch.allclose(Interpolation(a, b, 0.0).phi(tiny_fg, sigma), tiny_fg.centroid(a, sigma))
+    assert torch.allclose(Interpolation(a, b, 1.0).phi(tiny_fg, sigma), tiny_fg.centroid(b, sigma))
+    mid = Interpolation(a, b, 0.5).phi(tiny_fg, sigma)
+    assert torch.allclose(mid, (tiny_fg.centroid(a, sigma) + tiny_fg.centroid(b, sigma)) / 2, atol=1e-6)
+    sw = Switch(a, b, 0.1).phi(tiny_fg, sigma)
+    assert torch.allclose(sw[0], tiny_fg.centroid(a, 0.3)) and torch.allclose(sw[1], tiny_fg.centroid(b, 0.05))
+    assert Unconditional().phi(tiny_fg, sigma) is None
+
+
+def test_image_target_reproduces_and_counts_evaluations(tiny_fg):
+    imgs = torch.rand(2, *tiny_fg.shape)
+    x1, s1 = run(tiny_fg, ImageTarget(imgs, seed=3), n=2, seed=0, max_steps=10, record=True)
+    x2, _ = run(tiny_fg, ImageTarget(imgs, seed=3), n=2, seed=0, max_steps=10)
+    assert torch.equal(x1, x2)
+    assert s1[-1].nfe == 3 * (len(s1) - 1)       # one call for y plus one per conditioning image
+
+
+def test_mixture_cannot_be_conditioned(tiny_mixture):
+    with pytest.raises(EngineError, match="mixture"):
+        run(tiny_mixture, ClassTarget(0), n=1)
+    x, _ = run(tiny_mixture, Unconditional(), n=2, max_steps=5)
+    assert x.shape == (2, *tiny_mixture.shape)
+
+
+def test_bad_settings_and_classes(tiny_fg):
+    with pytest.raises(EngineError, match="beta"):
+        SamplerSettings(beta=0)
+    with pytest.raises(EngineError, match="unknown class 'nope'"):
+        run(tiny_fg, ClassTarget("nope"), n=1)
