@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--h0", type=float, default=H0)
     e.add_argument("--no-timing", action="store_true", help="skip the speed measurement")
     e.add_argument("--out", default=None, help="also write the JSON to this file")
+    e.add_argument("--card", default=None, help="also write a markdown model card to this file")
     e.add_argument("--device", default="auto")
 
     b = sub.add_parser("benchmark", help="time the sampler and the network",
@@ -220,7 +221,7 @@ def cmd_dataset(a) -> int:
 
 def cmd_evaluate(a) -> int:
     from .checkpoint import DEFAULT_MIXTURE, load_checkpoint
-    from .evaluate import evaluate, to_json
+    from .evaluate import evaluate, model_card, to_json
     from .sampler import SamplerSettings
     ckpt = load_checkpoint(a.checkpoint, a.device)
     mix_path = a.mixture or (DEFAULT_MIXTURE if a.checkpoint is None else None)
@@ -232,6 +233,8 @@ def cmd_evaluate(a) -> int:
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(text)
+    if a.card:
+        Path(a.card).write_text(model_card(ckpt, mixture, report))
     return 0
 
 

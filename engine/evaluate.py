@@ -136,3 +136,38 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
 
 def to_json(report: dict) -> str:
     return json.dumps(report, indent=2)
+
+
+def model_card(ckpt, mixture, report: dict) -> str:
+    """A markdown model card: what was trained, how, on what, and how well (measured)."""
+    def run_facts(c):
+        info = c.info
+        return (f"- kind: `{c.kind}`, {sum(p.numel() for p in c.model.parameters()):,} parameters, "
+                f"phi of {c.model.phi_dim} numbers (blocks {', '.join(c.config.feature_blocks)}), "
+                f"matched blocks: {', '.join(c.config.matched_blocks) or 'none'}\n"
+                f"- trained {c.step} steps at batch {c.train_config.batch} in "
+                f"{info.get('wall_seconds', 0) / 60:.0f} min on {info.get('machine', '?')} (torch {info.get('torch', '?')})\n"
+                f"- dataset `{c.train_config.dataset}`: {info.get('train_images', '?')} training crops, "
+                f"classes {', '.join(c.classes)}\n")
+    lines = ["# Model card", "", "## Feature-guided model", run_facts(ckpt)]
+    if mixture is not None:
+        lines += ["## Mixture model (baseline)", run_facts(mixture)]
+    lines += ["## Measured (`python -m engine evaluate`)", "",
+              f"- independent classifier, accuracy on real test crops: {report['classifier_test_accuracy']:.3f}",
+              f"- class accuracy of conditional samples ({report['samples_per_class']} per class): "
+              f"mean {report['mean_class_accuracy']:.3f}, lowest {report['min_class_accuracy']:.3f}",
+              "  - " + ", ".join(f"{k} {v:.2f}" for k, v in report["class_accuracy"].items()),
+              f"- diversity ratio: {report['diversity_ratio']:.3f}",
+              f"- memorisation ratio: {report['memorisation_ratio']:.3f}",
+              f"- network evaluations per sample: {report['nfe_per_sample']:.1f}"]
+    if "timing" in report:
+        t = report["timing"]
+        lines.append(f"- seconds per batch of 16: {t['seconds_per_batch']:.2f} ({t['threads']} threads, {t['device']})")
+    p = report["psnr"]
+    lines += ["", "| sigma | " + " | ".join(f"{s:g}" for s in p["sigma"]) + " |",
+              "|---" * (len(p["sigma"]) + 1) + "|",
+              "| conditional PSNR (dB) | " + " | ".join(f"{v:.2f}" for v in p["conditional"]) + " |"]
+    if p["mixture"]:
+        lines.append("| mixture PSNR (dB) | " + " | ".join(f"{v:.2f}" for v in p["mixture"]) + " |")
+    lines += ["", f"Sampler settings: {report['sampler']}", ""]
+    return "\n".join(lines)

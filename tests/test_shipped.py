@@ -1,0 +1,52 @@
+"""Quality check of the shipped default model (assets/): conditional samples are of their class."""
+import numpy as np
+import pytest
+import torch
+
+from engine.checkpoint import DEFAULT_CHECKPOINT, DEFAULT_MIXTURE, load_checkpoint
+from engine.classifier import load_classifier
+from engine.sampler import ClassTarget, run
+
+PER_CLASS = 4
+# The engine issue's bar. The shipped model does not reach it yet (measured figures in
+# assets/MODEL_CARD.md): the check is kept at the real bar and marked as a known failure,
+# so it turns into an unexpected pass, visibly, once a better model is shipped.
+ACCURACY_BAR = 0.9
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_checkpoint(DEFAULT_CHECKPOINT, device="cpu")
+
+
+def test_shipped_models_load_with_centroids(shipped):
+    mixture = load_checkpoint(DEFAULT_MIXTURE, device="cpu")
+    assert shipped.kind == "feature_guided" and mixture.kind == "mixture"
+    assert shipped.classes == mixture.classes and len(shipped.classes) >= 10
+    assert shipped.centroids is not None and shipped.centroids.table.shape[0] == len(shipped.classes)
+
+
+@pytest.mark.xfail(reason="shipped model below the 90% class-accuracy bar; see assets/MODEL_CARD.md", strict=False)
+def test_shipped_conditional_samples_are_of_their_class(shipped):
+    clf = load_classifier(shipped, progress=False)
+    preds, labels = [], []
+    for c, name in enumerate(shipped.classes):
+        x, _ = run(shipped, ClassTarget(name), n=PER_CLASS, seed=100 + c)
+        preds.append(clf.predict(x))
+        labels.append(np.full(PER_CLASS, c))
+    accuracy = float((np.concatenate(preds) == np.concatenate(labels)).mean())
+    # a regression guard on 40 samples; the full figures (32 per class) are in assets/MODEL_CARD.md
+    assert accuracy >= ACCURACY_BAR, f"class accuracy of samples {accuracy:.2f}"
+
+
+def test_independent_classifier_tells_real_test_crops_apart(shipped):
+    from engine.data import load_dataset
+    clf = load_classifier(shipped, progress=False)
+    test = load_dataset("textures", "test", 32, 1, n_per_class=60)
+    assert (clf.predict(test.images) == test.labels).mean() >= 0.95
+
+
+def test_shipped_sampler_is_deterministic(shipped):
+    a, _ = run(shipped, ClassTarget(shipped.classes[0]), n=2, seed=7)
+    b, _ = run(shipped, ClassTarget(shipped.classes[0]), n=2, seed=7)
+    assert torch.equal(a, b)
