@@ -1,0 +1,410 @@
+"""`python -m engine report` and `python -m engine atlas`: every measurement of analysis.py on a
+feature-guided model and its mixture baseline, written as figures (HTML + PNG) and report.json.
+
+report.json holds, besides the raw data of each figure, the keys the issue asks for:
+psnr_gain_db (sigma -> dB), separation (layer -> {"feature_guided": x, "mixture": y}),
+density_vs_centroid_pearson, density_vs_centroid_spearman, bifurcation_sigma,
+interpolation (alpha -> class probabilities), and `bars`: each claim of DESIGN.md 5 with
+its measured value and whether it holds.
+
+HTML works offline: plotly.js is written once beside the figures (plotly.min.js, from the
+installed plotly package) and every page loads it from there - never from a CDN. PNG needs a
+Chrome for kaleido; without one the report still writes HTML and JSON and says why PNG was
+skipped.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import analysis as A
+from .atlas import ATLAS_SIGMAS, DEFAULT_ATLAS, PER_CLASS, Atlas, build_atlas, check_compatible, held_out
+from .errors import EngineError
+from .sampler import SamplerSettings
+
+
+@dataclass
+class ReportSettings:
+    """Monte-Carlo sizes of the report (defaults: the shipped model in under 10 minutes on 2 cores)."""
+    psnr_per_class: int = 30                  # held-out images per class for the PSNR curves
+    psnr_sigmas: tuple[float, ...] = A.PSNR_SIGMAS
+    grid_sigmas: tuple[float, ...] = (1.0, 0.5)   # the two panels of fig 2
+    grid_classes: int = 4
+    separation_per_class: int = 50            # held-out images per class for fig 4
+    separation_sigma: float = 0.0             # 0: phi of clean images, as in the paper's fig 4
+    density_per_class: int = A.DENSITY_PER_CLASS
+    density_sigmas: int = A.DENSITY_SIGMAS
+    samples: int = 8                          # images per run for bifurcation and interpolation
+    alphas: tuple[float, ...] = A.ALPHAS
+    pair: tuple[str, str] | None = None       # classes of bifurcation / interpolation (default: first two)
+    atlas_per_class: int = PER_CLASS
+    umap: bool = False                        # fit UMAPs when the report has to build its atlas
+    max_steps: int | None = None              # sampler step limit (None: the sampler's default)
+    seed: int = 0
+    png: bool = True
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- writing figures
+
+def chrome_path() -> str | None:
+    """A browser for kaleido: $BROWSER_PATH, else Debian's chromium, else kaleido's own search."""
+    return os.environ.get("BROWSER_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def write_html(figures: dict, out: Path) -> list[str]:
+    """Each figure as NAME.html loading plotly.min.js from the same folder (written once)."""
+    files = []
+    for name, fig in figures.items():
+        fig.write_html(out / f"{name}.html", include_plotlyjs="directory", full_html=True)
+        files.append(f"{name}.html")
+    return files
+
+
+def write_png(figures: dict, out: Path) -> str:
+    """All figures as PNG in one browser session; returns "written" or why it was skipped."""
+    try:
+        import kaleido
+        path = chrome_path()
+        jobs = [{"fig": fig, "path": str(out / f"{name}.png"), "opts": {"scale": 1}} for name, fig in figures.items()]
+        kaleido.write_fig_from_object_sync(jobs, kopts={"path": path} if path else {})
+    except Exception as e:                     # any browser failure: PNG is optional, HTML + JSON are not
+        return f"skipped: {type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}"
+    missing = [n for n in figures if not (out / f"{n}.png").is_file()]
+    return f"skipped: kaleido wrote no file for {', '.join(missing)}" if missing else "written"
+
+
+def write_index(out: Path, names: list[str], summary: dict) -> None:
+    items = "\n".join(f'<li><a href="{n}.html">{n}</a></li>' for n in names)
+    rows = "\n".join(f"<tr><td>{k}</td><td>{'yes' if v['pass'] else 'NO'}</td><td>{v['value']}</td>"
+                     f"<td>{v['rule']}</td></tr>" for k, v in summary.get("bars", {}).items())
+    (out / "index.html").write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>feature-guided diffusion report</title></head>"
+        f"<body><h1>Feature-guided score diffusion: measurements</h1><ul>{items}</ul>"
+        f"<h2>Claims</h2><table border=1 cellpadding=4><tr><th>claim</th><th>holds</th><th>measured</th>"
+        f"<th>rule</th></tr>{rows}</table><p>All numbers: <a href='report.json'>report.json</a></p></body></html>")
+
+
+def plain(x):
+    """numpy and NaN -> JSON-safe Python values (NaN becomes null)."""
+    if isinstance(x, dict):
+        return {str(k): plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return plain(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        return None if not math.isfinite(float(x)) else float(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+# ----------------------------------------------------------------------------- the claims
+
+def bar(value, holds: bool, rule: str) -> dict:
+    return {"value": value, "pass": bool(holds), "rule": rule}
+
+
+def check_bars(den, sep, dens, bif, interp) -> dict:
+    """Each claim of DESIGN.md 5 (the issue's bars) with its measured value."""
+    out = {}
+    out["density_vs_centroid_pearson"] = bar(round(dens.pearson, 4), dens.pearson >= 0.8,
+                                             "Pearson(density distance, squared centroid distance) >= 0.8")
+    if "mid" in sep.layers:
+        fg, mx = sep.table()["mid"]["feature_guided"], sep.table()["mid"]["mixture"]
+        out["separation_mid"] = bar({"feature_guided": round(fg, 4), "mixture": round(mx, 4)}, fg > mx,
+                                    "separation in the mid layer higher for feature-guided than mixture")
+    try:
+        g = {s: float(den.gain_db[den.at(s)]) for s in (0.1, 0.5, 1.0)}
+        out["psnr_gain"] = bar({f"{s:g}": round(v, 3) for s, v in g.items()},
+                               g[0.5] > 0 and g[1.0] > 0 and g[1.0] > g[0.1],
+                               "gain over mixture > 0 at sigma 0.5 and 1.0, and larger at 1.0 than at 0.1")
+        w = float(den.wrong_gain_db[den.at(1.0)])
+        out["wrong_conditioning"] = bar(round(w, 3), w < 0, "wrong conditioning worse than mixture at sigma 1.0 (dB < 0)")
+    except KeyError:
+        pass                                   # the PSNR sigmas do not include 0.1, 0.5 and 1.0
+    out["bifurcation_sigma"] = bar(round(bif.bifurcation_sigma, 4),
+                                   bif.sigma_L < bif.bifurcation_sigma < bif.sigma_0,
+                                   f"strictly between sigma_L = {bif.sigma_L:g} and sigma_0 = {bif.sigma_0:g}")
+    out["interpolation_spearman"] = bar(round(interp.spearman_b, 4), interp.spearman_b >= 0.9,
+                                        f"Spearman(P({interp.b}), alpha) >= 0.9")
+    return out
+
+
+# ----------------------------------------------------------------------------- the report
+
+def report_atlas(checkpoints: dict, atlas_path, s: ReportSettings, out: Path, progress: bool) -> Atlas:
+    """The cached atlas when it was built from these checkpoints, else a new one saved in OUT/atlas."""
+    path = Path(atlas_path) if atlas_path else DEFAULT_ATLAS
+    if (path / "atlas.json").is_file():
+        atlas = Atlas.load(path)
+        if atlas.matches(checkpoints):
+            log(f"atlas: using {path}")
+            return atlas
+        log(f"atlas: {path} was built from other checkpoints; building a new one")
+    atlas = build_atlas(checkpoints, per_class=s.atlas_per_class, sigmas=ATLAS_SIGMAS, umap=s.umap,
+                        seed=s.seed, progress=progress)
+    atlas.save(out / "atlas")
+    return atlas
+
+
+def run_report(fg, mixture, out, settings: ReportSettings | None = None, atlas_path=None, classifier=None,
+               progress: bool = True) -> dict:
+    """Run every measurement, write OUT/*.html, OUT/*.png, OUT/report.json; return the report dict."""
+    from . import figures as F
+    s = settings or ReportSettings()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    A.check_pair(fg, mixture)
+    models = {"feature_guided": fg, "mixture": mixture}
+    check_compatible(models)
+    pair = s.pair or (fg.classes[0], fg.classes[1])
+    for c in pair:
+        fg.class_index(c)
+    sampler = SamplerSettings(**({"max_steps": s.max_steps} if s.max_steps else {}))
+    need = max(s.psnr_per_class, s.separation_per_class, s.density_per_class, 2)
+    images, labels, _ = held_out(fg, need)
+
+    def first(n):
+        idx = np.concatenate([np.nonzero(labels == c)[0][:n] for c in range(len(fg.classes))])
+        return images[idx], labels[idx]
+
+    timings, figs, t_all = {}, {}, time.perf_counter()
+
+    def stage(name):
+        timings[name] = time.perf_counter()
+        log(f"[{time.perf_counter() - t_all:6.1f}s] {name}")
+
+    def done(name):
+        timings[name] = round(time.perf_counter() - timings[name], 1)
+
+    stage("denoising")
+    den = A.denoising(fg, mixture, *first(s.psnr_per_class), sigmas=s.psnr_sigmas, seed=s.seed, progress=progress)
+    grids = [A.denoising_grid(fg, mixture, images, labels, classes=list(range(min(s.grid_classes, len(fg.classes)))),
+                              sigma=g, seed=s.seed) for g in s.grid_sigmas]
+    figs["fig3_psnr"] = F.psnr_figure(den)
+    for g in grids:
+        figs[f"fig2_denoising_sigma_{g.sigma:g}"] = F.denoising_grid_figure(g, fg.classes)
+    done("denoising")
+
+    stage("separation")
+    sep = A.embedding_separation(models, *first(s.separation_per_class), sigma=s.separation_sigma, seed=s.seed)
+    figs["fig4_separation"] = F.separation_figure(sep)
+    done("separation")
+
+    stage("density distance")
+    dens = A.density_distance(fg, *first(s.density_per_class), sigmas=A.density_sigmas(s.density_sigmas),
+                              per_class=s.density_per_class, seed=s.seed, progress=progress)
+    figs["fig5_density_distance"] = F.density_figure(dens)
+    done("density distance")
+
+    stage("bifurcation")
+    bif = A.bifurcation(fg, pair[0], pair[1], n=s.samples, seed=s.seed, settings=sampler, progress=progress)
+    figs["fig1_bifurcation"] = F.bifurcation_figure(bif)
+    done("bifurcation")
+
+    stage("interpolation")
+    if classifier is None:
+        from .classifier import load_classifier
+        classifier = load_classifier(fg, progress=progress)
+    interp = A.interpolation(fg, pair[0], pair[1], alphas=s.alphas, n=s.samples, seed=s.seed,
+                             classifier=classifier, settings=sampler, progress=progress)
+    figs["interpolation"] = F.interpolation_figure(interp)
+    done("interpolation")
+
+    stage("atlas")
+    atlas = report_atlas(models, atlas_path, s, out, progress)
+    for m in atlas.models:
+        emb = atlas.embedding(m, "mid" if "mid" in atlas.layers else "all", atlas.sigmas[0])
+        figs[f"atlas_{m}_mid"] = F.embedding_figure(
+            emb, atlas.classes, atlas.labels,
+            title=f"Feature atlas, {F.MODEL_NAMES.get(m, m)} model, layer mid, sigma {atlas.sigmas[0]:g} "
+                  f"({emb.method.upper()})")
+    done("atlas")
+
+    stage("figures")
+    html = write_html(figs, out)
+    png = write_png(figs, out) if s.png else "skipped: --no-png"
+    done("figures")
+    log(f"PNG {png}")
+
+    bars = check_bars(den, sep, dens, bif, interp)
+    result = {
+        "psnr_gain_db": {f"{sg:g}": g for sg, g in zip(den.sigmas, den.gain_db)},
+        "separation": sep.table(),
+        "density_vs_centroid_pearson": dens.pearson,
+        "density_vs_centroid_spearman": dens.spearman,
+        "bifurcation_sigma": bif.bifurcation_sigma,
+        "interpolation": interp.table(),
+        "bars": bars,
+        "psnr": {"sigma": den.sigmas, "correct": den.psnr_correct, "wrong": den.psnr_wrong,
+                 "mixture": den.psnr_mixture, "noisy": den.psnr_noisy, "images": den.n_images,
+                 "stderr": den.stderr},
+        "wrong_minus_mixture_db": {f"{sg:g}": g for sg, g in zip(den.sigmas, den.wrong_gain_db)},
+        "denoising_grid": [{"sigma": g.sigma, "rows": [fg.classes[c] for c in g.rows], "psnr": g.psnr,
+                            "psnr_mixture": g.psnr_mixture} for g in grids],
+        "separation_sigma": sep.sigma,
+        "best_separation_layer": {m: sep.best_layer(m) for m in sep.models},
+        "density": {"pairs": [[fg.classes[a], fg.classes[b]] for a, b in dens.pairs],
+                    "distance": dens.density_distance, "centroid_d2": dens.centroid_d2,
+                    "centroid_blocks": dens.blocks, "reference_sigma": dens.reference_sigma,
+                    "pearson_full_phi": dens.pearson_full, "spearman_full_phi": dens.spearman_full,
+                    "monte_carlo": {"sigmas": dens.sigmas, "images_per_class_per_sigma": dens.per_class,
+                                    "noise_draws_per_image": 1, "quadrature": "trapezoid in log sigma"}},
+        "bifurcation": {"a": bif.a, "b": bif.b, "bifurcation_sigma_phi": bif.bifurcation_sigma_phi,
+                        "sigma_0": bif.sigma_0, "sigma_L": bif.sigma_L, "samples": s.samples,
+                        "final_distance_pixels": bif.distance_pixels[-1], "final_distance_phi": bif.distance_phi[-1]},
+        "interpolation_spearman": interp.spearman_b,
+        "interpolation_pair": [interp.a, interp.b],
+        "classifier_test_accuracy": getattr(classifier, "test_accuracy", None),
+        "atlas": {"models": atlas.models, "layers": atlas.layers, "sigmas": atlas.sigmas,
+                  "points": int(len(atlas.labels)), "umap_fitted": len(atlas.models) * len(atlas.layers)
+                  * len(atlas.sigmas) - len(atlas.missing_umaps())},
+        "checkpoints": {m: {"path": c.path, "step": c.step, "kind": c.kind} for m, c in models.items()},
+        "settings": asdict(s), "sampler": asdict(sampler),
+        "figures": html, "png": png, "timings_s": timings,
+        "total_seconds": round(time.perf_counter() - t_all, 1),
+    }
+    result = plain(result)
+    (out / "report.json").write_text(json.dumps(result, indent=1))
+    write_index(out, list(figs), result)
+    log(f"[{result['total_seconds']:6.1f}s] report written to {out}")
+    return result
+
+
+# ----------------------------------------------------------------------------- command line
+
+def _floats(text: str) -> tuple[float, ...]:
+    import argparse
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return v
+
+
+def load_models(checkpoint, mixture, device: str, need_mixture: bool) -> dict:
+    """The feature-guided model (default: shipped) and its mixture (default: shipped, with the
+    default checkpoint)."""
+    from .checkpoint import DEFAULT_MIXTURE, load_checkpoint
+    fg = load_checkpoint(checkpoint, device)
+    mix_path = mixture or (DEFAULT_MIXTURE if checkpoint is None else None)
+    if mix_path is None and need_mixture:
+        raise EngineError("give --mixture: the mixture model is the baseline of every comparison")
+    models = {"feature_guided": fg}
+    if mix_path is not None:
+        mx = load_checkpoint(mix_path, device)
+        if mx.kind != "mixture":
+            raise EngineError(f"{mx.path}: --mixture must be a mixture model (it is {mx.kind})")
+        models["mixture"] = mx
+    return models
+
+
+def cmd_atlas(a) -> int:
+    sigmas = a.sigmas or ATLAS_SIGMAS
+    if any(v <= 0 for v in sigmas):
+        raise EngineError("--sigmas must all be positive")
+    models = load_models(a.checkpoint, a.mixture, a.device, need_mixture=False)
+    atlas = build_atlas(models, per_class=a.per_class, sigmas=sigmas, umap=not a.no_umap, seed=a.seed,
+                        progress=not a.quiet)
+    folder = atlas.save(a.out)
+    size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    print(json.dumps({"out": str(folder), "models": atlas.models, "layers": atlas.layers, "sigmas": atlas.sigmas,
+                      "points": int(len(atlas.labels)), "umap_fitted": not a.no_umap, "bytes": size}))
+    return 0
+
+
+def cmd_report(a) -> int:
+    models = load_models(a.checkpoint, a.mixture, a.device, need_mixture=True)
+    s = ReportSettings(psnr_per_class=a.psnr_per_class, separation_per_class=a.separation_per_class,
+                       density_per_class=a.density_per_class, density_sigmas=a.density_sigmas,
+                       samples=a.samples, alphas=a.alphas or A.ALPHAS, pair=tuple(a.pair) if a.pair else None,
+                       atlas_per_class=a.atlas_per_class, umap=a.umap, max_steps=a.max_steps, seed=a.seed,
+                       png=not a.no_png)
+    if len(s.alphas) < 3:
+        raise EngineError("--alphas needs at least 3 values")
+    if s.density_sigmas < 2:
+        raise EngineError("--density-sigmas must be at least 2")
+    result = run_report(models["feature_guided"], models["mixture"], a.out, s, atlas_path=a.atlas,
+                        progress=not a.quiet)
+    print(json.dumps({k: result[k] for k in ("psnr_gain_db", "density_vs_centroid_pearson",
+                                             "density_vs_centroid_spearman", "bifurcation_sigma",
+                                             "interpolation_spearman", "png", "total_seconds")}
+                     | {"bars": {k: v["pass"] for k, v in result["bars"].items()}, "out": str(a.out)}))
+    return 0
+
+
+def register(subparsers) -> dict:
+    """Add `atlas` and `report` to the command line's subparsers; returns {name: handler}."""
+    t = subparsers.add_parser("atlas", help="build the feature atlas (phi maps) for a checkpoint",
+                              description="Compute phi of held-out images of every class at a few sigma for a "
+                              "feature-guided model (and its mixture), with PCA and UMAP maps; save to --out. "
+                              "See docs/analysis.md.")
+    t.add_argument("--checkpoint", default=None, help="feature-guided model (default: assets/feature_guided)")
+    t.add_argument("--mixture", default=None,
+                   help="mixture model to map alongside (default: assets/mixture with the default checkpoint)")
+    t.add_argument("--out", default=str(DEFAULT_ATLAS), help=f"atlas folder (default {DEFAULT_ATLAS})")
+    t.add_argument("--per-class", type=_positive_int, default=PER_CLASS,
+                   help=f"held-out images per class (default {PER_CLASS})")
+    t.add_argument("--sigmas", type=_floats, default=None,
+                   help="noise levels, comma-separated (default " + ",".join(f"{v:g}" for v in ATLAS_SIGMAS) + ")")
+    t.add_argument("--no-umap", action="store_true", help="PCA only (UMAP maps are then fitted by the app)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    r = subparsers.add_parser("report", help="measure the paper's claims; write figures and report.json",
+                              description="Denoising PSNR, class separation, density distance, bifurcation and "
+                              "interpolation on a feature-guided model and its mixture baseline. Writes "
+                              "OUT/*.html (offline), OUT/*.png, OUT/report.json. See docs/analysis.md.")
+    r.add_argument("--checkpoint", default=None, help="feature-guided model (default: assets/feature_guided)")
+    r.add_argument("--mixture", default=None, help="mixture model (default: assets/mixture with the default checkpoint)")
+    r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--atlas", default=None,
+                   help=f"atlas folder to reuse if built from these checkpoints (default {DEFAULT_ATLAS}); "
+                   "otherwise a new one is built into OUT/atlas")
+    r.add_argument("--pair", nargs=2, metavar=("A", "B"), default=None,
+                   help="classes of the bifurcation and interpolation (default: the first two classes)")
+    d = ReportSettings()
+    r.add_argument("--psnr-per-class", type=_positive_int, default=d.psnr_per_class)
+    r.add_argument("--separation-per-class", type=_positive_int, default=d.separation_per_class)
+    r.add_argument("--density-per-class", type=_positive_int, default=d.density_per_class,
+                   help=f"images per class per sigma of the density distance (default {d.density_per_class})")
+    r.add_argument("--density-sigmas", type=_positive_int, default=d.density_sigmas,
+                   help=f"sigma values of the density-distance integral (default {d.density_sigmas})")
+    r.add_argument("--samples", type=_positive_int, default=d.samples,
+                   help=f"samples per run for bifurcation and interpolation (default {d.samples})")
+    r.add_argument("--alphas", type=_floats, default=None,
+                   help="interpolation weights (default " + ",".join(f"{v:g}" for v in A.ALPHAS) + ")")
+    r.add_argument("--atlas-per-class", type=_positive_int, default=d.atlas_per_class)
+    r.add_argument("--umap", action="store_true", help="also fit UMAPs if the atlas has to be built (~2 min)")
+    r.add_argument("--max-steps", type=_positive_int, default=None, help="sampler step limit")
+    r.add_argument("--no-png", action="store_true", help="HTML and JSON only")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="auto")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    return {"atlas": cmd_atlas, "report": cmd_report}
