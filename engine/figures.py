@@ -189,7 +189,7 @@ def density_figure(result, highlight: int = 3) -> go.Figure:
 def bifurcation_figure(result, scale: int = 2) -> go.Figure:
     """Fig 1: distance between the two trajectories as sigma falls (left to right), in pixels and
     in phi, with the separation sigma; below, the final samples of both targets."""
-    fig = make_subplots(2, 1, row_heights=[0.68, 0.32], vertical_spacing=0.12,
+    fig = make_subplots(2, 1, row_heights=[0.68, 0.32], vertical_spacing=0.2,
                         specs=[[{"secondary_y": True}], [{}]],
                         subplot_titles=(f"trajectories under '{result.a}' and '{result.b}' (same noise)",
                                         f"final samples: top '{result.a}', bottom '{result.b}'"))
