@@ -1,0 +1,38 @@
+"""The exploration app: layout (layout.py), callbacks (callbacks.py), pictures and files
+(imaging.py, runs.py) and figure glue (figures.py) over the engine. `app.py` at the
+repository root parses the command line and launches it.
+
+gradio is imported only when the page is built (create_demo), so the command line can
+check its models and refuse a bad one before paying for that import.
+"""
+
+
+def create_demo(fg, mixture=None, atlas=None, classifier=None, engine_concurrency: int = 1,
+                max_queue: int = 32, start_background: bool = True, warm_umap: bool = True,
+                atlas_per_class: int = 50):
+    """A ready-to-launch gr.Blocks for checkpoints already loaded (tests pass tiny ones).
+
+    atlas: an engine.atlas.Atlas, an app.context.AtlasHolder, or None to build one in the
+    background from the checkpoints. classifier: an engine.classifier.Classifier, or None to
+    load (or train and cache) it in the background. Launch with `demo.launch(**launch_kwargs())`.
+    """
+    from .context import FG, MIXTURE, AtlasHolder, ClassifierHolder, Context
+    from .layout import build_app
+    checkpoints = {FG: fg, **({MIXTURE: mixture} if mixture is not None else {})}
+    holder = atlas if isinstance(atlas, AtlasHolder) else \
+        AtlasHolder(checkpoints, atlas, per_class=atlas_per_class, warm=warm_umap)
+    ctx = Context(fg, mixture, holder, ClassifierHolder(fg, classifier))
+    demo = build_app(ctx, engine_concurrency, max_queue)
+    demo.ctx = ctx
+    if start_background:               # after the page is built: its imports are done by then
+        ctx.start_background()
+    return demo
+
+
+def launch_kwargs(host: str = "127.0.0.1", port: int = 7860, **over) -> dict:
+    """Arguments for demo.launch(): local only, no share link, no external fonts (layout.py)."""
+    from .layout import launch_kwargs as kw
+    return kw(host, port, **over)
+
+
+__all__ = ["create_demo", "launch_kwargs"]

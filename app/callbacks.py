@@ -1,0 +1,524 @@
+"""The callbacks behind every view and named API endpoint.
+
+Each public method of `Views` is one endpoint (layout.py gives it its api_name); its
+parameter names are the keyword names a gradio_client caller uses (docs/app.md). Methods
+only call the engine (checkpoints, sampler, atlas, analysis, figures) and turn results
+into pictures and files; user mistakes surface as EngineError -> a message in the page.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+
+from engine import analysis
+from engine.atlas import noisy_phi
+from engine.errors import EngineError
+from engine.sampler import (ClassTarget, ImageTarget, Interpolation, SamplerSettings, Switch, Unconditional,
+                            sample)
+
+from . import figures, imaging, runs
+from .context import FG, Context
+from .errors import user_errors
+
+CLASS, IMAGES, MIXTURE_MODE = "class", "uploaded images", "mixture model (unconditional)"
+BLEND, SWITCH = "blend", "switch"
+FRAME_SECONDS = 0.25          # stream a picture at most this often (the sampler runs faster)
+MAX_SAMPLES = 64
+MAX_UPLOADS = 16
+
+
+class FrameRecorder:
+    """Keeps at most ~`most` evenly spaced steps of a run for the trajectory GIF, whatever its length."""
+
+    def __init__(self, most: int = 48):
+        self.most, self.stride, self.kept = most, 1, []
+
+    def add(self, t: int, y: np.ndarray, denoised: np.ndarray, sigma: float, last: bool = False) -> None:
+        if t % self.stride == 0 or last:
+            self.kept.append((t, y, denoised, sigma))
+        if len(self.kept) > self.most:
+            self.kept = self.kept[::2]
+            self.stride *= 2
+
+    def frames(self) -> list[np.ndarray]:
+        return [imaging.labelled_row([imaging.grid(y, px=300), imaging.grid(d, px=300)],
+                                     [f"y_t   step {t}   sigma {s:.3f}", "f(y_t)"]) for t, y, d, s in self.kept]
+
+
+def progress_fraction(sigma: float, settings: SamplerSettings) -> float:
+    """How far the coarse-to-fine run is, in log sigma from sigma_0 down to sigma_L."""
+    if sigma <= 0:
+        return 1.0
+    f = math.log(settings.sigma_0 / sigma) / math.log(settings.sigma_0 / settings.sigma_L)
+    return min(1.0, max(0.0, f))
+
+
+def status_html(text: str, fraction: float | None = None, kind: str = "") -> str:
+    bar = "" if fraction is None else \
+        f'<progress class="run-progress" value="{fraction:.3f}" max="1"></progress>'
+    return f'<div class="run-status {kind}">{bar}<span>{text}</span></div>'
+
+
+def settings_from(beta: float, h0: float) -> SamplerSettings:
+    return SamplerSettings(beta=float(beta), h0=float(h0))
+
+
+def check_count(n, most: int = MAX_SAMPLES, what: str = "number of samples") -> int:
+    try:
+        n = int(n)
+    except (TypeError, ValueError):
+        raise EngineError(f"{what} must be a whole number, got {n!r}") from None
+    if not 1 <= n <= most:
+        raise EngineError(f"{what} must be between 1 and {most}, got {n}")
+    return n
+
+
+def check_seed(seed) -> int:
+    try:
+        seed = int(seed)
+    except (TypeError, ValueError):
+        raise EngineError(f"seed must be a whole number, got {seed!r}") from None
+    if seed < 0:
+        raise EngineError(f"seed must be 0 or more, got {seed}")
+    return seed
+
+
+def file_list(files) -> list[str]:
+    """Uploaded files as paths, whatever shape gradio or a client hands them in."""
+    if files is None:
+        return []
+    if isinstance(files, (str, Path)):
+        files = [files]
+    out = []
+    for f in files:
+        if isinstance(f, dict):
+            f = f.get("path")
+        elif hasattr(f, "path"):
+            f = f.path
+        if f:
+            out.append(str(f))
+    return out
+
+
+class Views:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    # ------------------------------------------------------------------ helpers
+    def class_name(self, name, what: str = "class") -> str:
+        if name is None or name == "":
+            raise EngineError(f"choose a {what}")
+        if str(name) not in self.ctx.classes:
+            raise EngineError(f"unknown {what} '{name}'; the model knows {', '.join(self.ctx.classes)}")
+        return str(name)
+
+    def read_uploads(self, files) -> tuple[np.ndarray, list[str]]:
+        paths = file_list(files)
+        if not paths:
+            raise EngineError("upload one or more conditioning images first (or condition on a class)")
+        if len(paths) > MAX_UPLOADS:
+            raise EngineError(f"{len(paths)} images uploaded; condition on at most {MAX_UPLOADS}")
+        c, _, size = self.ctx.fg.shape
+        return (np.stack([imaging.read_upload(p, c, size) for p in paths]),
+                [imaging.upload_name(p) for p in paths])
+
+    # ------------------------------------------------------------------ /sample
+    @user_errors
+    def preview_uploads(self, images):
+        """The conditioning images as the model sees them (fitted to its size), or a clear refusal."""
+        paths = file_list(images)
+        if not paths:
+            return [], ""
+        try:
+            arrays, names = self.read_uploads(paths)
+        except EngineError as e:          # shown beside the upload, in the page; the server carries on
+            return [], f"**Refused:** {e}"
+        gallery = [(imaging.single(a, px=128), name) for a, name in zip(arrays, names)]
+        return gallery, f"{len(names)} conditioning image(s) read and fitted to {self.ctx.fg.shape[2]} pixels."
+
+    @user_errors
+    def sample(self, condition: str = CLASS, class_name: str = "", images=None, n: int = 16,
+               seed: int = 0, beta: float = SamplerSettings.beta, h0: float = SamplerSettings.h0):
+        """Stream a sampling run: (y_t picture, f(y_t) picture, status, final grid, downloads).
+
+        condition: "class" (class_name), "uploaded images" (images: image files) or
+        "mixture model (unconditional)"."""
+        n, seed = check_count(n), check_seed(seed)
+        settings = settings_from(beta, h0)
+        names = None
+        ckpt = self.ctx.fg
+        if condition == CLASS:
+            target = ClassTarget(self.class_name(class_name))
+            what = f"class {target.name}"
+        elif condition == IMAGES:
+            arrays, names = self.read_uploads(images)
+            target = ImageTarget(torch.from_numpy(arrays), seed=seed)
+            what = f"{len(names)} uploaded image(s)"
+        elif condition == MIXTURE_MODE:
+            if self.ctx.mixture is None:
+                raise EngineError("no mixture model is loaded; start the app with --mixture DIR")
+            ckpt, target = self.ctx.mixture, Unconditional()
+            what = "nothing (mixture model)"
+        else:
+            raise EngineError(f"condition must be '{CLASS}', '{IMAGES}' or '{MIXTURE_MODE}', got {condition!r}")
+
+        t0 = time.perf_counter()
+        last_shown = -1.0
+        frames = FrameRecorder()
+        step = None
+        for step in sample(ckpt, target, n=n, seed=seed, settings=settings):
+            y, d = imaging.as_array(step.y), imaging.as_array(step.denoised)
+            active = int(step.active.sum())
+            sig = float(step.sigma[step.active].max()) if active else float(step.sigma.max())
+            frames.add(step.t, y, d, sig, last=step.final)
+            now = time.perf_counter()
+            if step.final or now - last_shown >= FRAME_SECONDS:
+                last_shown = now
+                if step.final:
+                    break
+                text = (f"conditioned on {what} &middot; <b>step {step.t}</b> &middot; &sigma; = {sig:.3f} &middot; {active} of {n} images "
+                        f"still denoising &middot; {step.nfe} network evaluations per image &middot; "
+                        f"{now - t0:.1f} s")
+                yield (imaging.grid(y), imaging.grid(d), status_html(text, progress_fraction(sig, settings)),
+                       None, None)
+        seconds = time.perf_counter() - t0
+        samples = imaging.as_array(step.denoised)
+        record = runs.run_record(ckpt.path, target.describe() if condition != CLASS else
+                                 {"mode": "class", "class": target.name}, n, seed, settings, names,
+                                 steps=step.t, nfe_per_image=step.nfe, seconds=round(seconds, 3),
+                                 device=str(ckpt.device))
+        files = runs.write_downloads(self.ctx.new_run_dir(), samples, frames.frames(), record)
+        text = (f"<b>done</b>: {n} samples conditioned on {what} in {seconds:.1f} s &middot; {step.t - 1} steps &middot; "
+                f"{step.nfe} network evaluations per image &middot; seed {seed}")
+        yield (imaging.grid(imaging.as_array(step.y)), imaging.grid(samples), status_html(text, 1.0, "done"),
+               imaging.grid(samples), files)
+
+    # ------------------------------------------------------------------ /embedding
+    def atlas_or_none(self):
+        return self.ctx.atlas.get()
+
+    @user_errors
+    def embedding(self, model: str = FG, layer: str = "mid", sigma: float = 0.05, method: str = "umap",
+                  image=None):
+        """The map of held-out test images in one (model, layer, sigma); an uploaded image as a star.
+
+        Returns (figure, note). While the atlas is being prepared the figure says so."""
+        atlas = self.atlas_or_none()
+        if atlas is None:
+            return figures.message_figure(self.ctx.atlas.status()), self.ctx.atlas.status()
+        if model not in atlas.models:
+            raise EngineError(f"no '{model}' model in this atlas; it has {', '.join(atlas.models)}"
+                              + ("" if self.ctx.mixture is not None else " (start the app with --mixture DIR)"))
+        emb = atlas.embedding(model, layer, float(sigma), method)
+        s = atlas.sigmas[atlas.sigma_index(float(sigma))]
+        name = "feature-guided" if model == FG else "mixture"
+        title = f"{name} model, layer {layer}, sigma = {s:g} ({emb.method.upper()})"
+        fig = figures.map_figure(emb.coords, atlas.labels, atlas.classes, emb.centroids, title, emb.method)
+        note = [f"{len(atlas.labels)} held-out test images, {len(atlas.classes)} classes; "
+                f"map: **{emb.method.upper()}**"]
+        if method == "umap" and emb.method != "umap":
+            note.append("(the UMAP of this map is still being fitted in the background; PCA is shown meanwhile)")
+        if file_list(image):
+            path = file_list(image)[0]
+            c, _, size = self.ctx.fg.shape
+            x = imaging.read_upload(path, c, size)
+            ckpt = self.ctx.checkpoints[model]
+            phi = noisy_phi(ckpt, x[None], s, seed=0)
+            xy = atlas.place(model, layer, s, phi, method=emb.method)
+            figures.add_points(fig, xy, "your image", [imaging.upload_name(path)])
+            note.append(f"Your image ({imaging.upload_name(path)}) is the black star, placed by its features "
+                        f"phi(x + sigma z) at sigma = {s:g}.")
+        return fig, " ".join(note)
+
+    @user_errors
+    def class_images(self, class_name: str):
+        """Up to 24 held-out test images of a class, for the gallery."""
+        atlas = self.atlas_or_none()
+        if atlas is None or not class_name:
+            return [], ""
+        c = atlas.classes.index(self.class_name(class_name))
+        idx = np.nonzero(atlas.labels == c)[0][:24]
+        return ([(imaging.single(atlas.images[i], px=96), f"#{i}") for i in idx],
+                f"Test images of **{class_name}** ({int((atlas.labels == c).sum())} in the atlas).")
+
+    @user_errors
+    def point_images(self, index):
+        """One test image (clicked in the map, or typed) with its nearest classmates in the list."""
+        atlas = self.atlas_or_none()
+        if atlas is None or index is None:
+            return [], ""
+        i = int(index)
+        if not 0 <= i < len(atlas.labels):
+            raise EngineError(f"test image #{i} does not exist; the atlas has images #0 to #{len(atlas.labels) - 1}")
+        name = atlas.classes[atlas.labels[i]]
+        return [(imaging.single(atlas.images[i], px=192), f"#{i} ({name})")], \
+            f"Test image **#{i}**, class **{name}**."
+
+    # ------------------------------------------------------------------ /denoise
+    @user_errors
+    def test_gallery(self, per_class: int = 2):
+        """A few test images of every class to pick from: (gallery, indices)."""
+        atlas = self.atlas_or_none()
+        if atlas is None:
+            return [], []
+        idx = [int(i) for c in range(len(atlas.classes)) for i in np.nonzero(atlas.labels == c)[0][:per_class]]
+        return [(imaging.single(atlas.images[i], px=64), atlas.classes[atlas.labels[i]]) for i in idx], idx
+
+    @user_errors
+    def denoise(self, test_index: int = 0, image=None, sigma: float = 0.5, seed: int = 0):
+        """Paper fig. 2 for one image: (picture of the outputs with their PSNR, PSNR figure, summary).
+
+        The image is the uploaded file if one is given, else held-out test image #test_index."""
+        sigma = float(sigma)
+        if not 0 < sigma <= 2:
+            raise EngineError(f"sigma must be in (0, 2], got {sigma}")
+        seed = check_seed(seed)
+        fg, mix = self.ctx.fg, self.ctx.mixture
+        c, _, size = fg.shape
+        if file_list(image):
+            path = file_list(image)[0]
+            x, true, source = imaging.read_upload(path, c, size), None, imaging.upload_name(path)
+        else:
+            atlas = self.ctx.atlas.require()
+            i = int(test_index if test_index is not None else 0)
+            if not 0 <= i < len(atlas.labels):
+                raise EngineError(f"test image #{i} does not exist; choose 0 to {len(atlas.labels) - 1}")
+            x, true, source = atlas.images[i], int(atlas.labels[i]), f"test image #{i}"
+        xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))[None]
+        y = analysis.noisy(xt, sigma, torch.Generator().manual_seed(seed))
+        k = len(fg.classes)
+        outs = analysis.conditioned_outputs(fg, y, sigma, k)[:, 0]                # (K, C, H, W)
+        p_cond = analysis.psnr(outs, xt.expand(k, -1, -1, -1)).numpy()
+        p_noisy = float(analysis.psnr(y, xt)[0])
+        mixed = analysis.plain_denoise(mix, y)[0] if mix is not None else None
+        p_mix = float(analysis.psnr(mixed[None], xt)[0]) if mix is not None else None
+
+        px = 96
+        top = [(imaging.single(x, px), f"clean: {fg.classes[true]}" if true is not None else "clean: yours"),
+               (imaging.single(y[0], px), f"noisy {p_noisy:.1f} dB")]
+        if mixed is not None:
+            top.append((imaging.single(mixed, px), f"mixture {p_mix:.1f} dB"))
+        guided = [(imaging.single(outs[q], px), f"{fg.classes[q]}{' (true)' if q == true else ''} "
+                                                 f"{p_cond[q]:.1f} dB") for q in range(k)]
+        picture = imaging.labelled_rows(
+            [top, guided], [f"the image, with noise sigma = {sigma:g} added, and the mixture model's output:",
+                            "the feature-guided model's output, conditioned on each class:"], ncol=7)
+        fig = figures.psnr_bars(fg.classes, p_cond, true, p_mix, p_noisy, sigma)
+        summary = {"image": source, "true_class": fg.classes[true] if true is not None else None,
+                   "sigma": sigma, "seed": seed, "psnr_noisy": round(p_noisy, 3),
+                   "psnr_mixture": None if p_mix is None else round(p_mix, 3),
+                   "psnr_by_class": {name: round(float(v), 3) for name, v in zip(fg.classes, p_cond)},
+                   "best_class": fg.classes[int(np.argmax(p_cond))]}
+        return picture, fig, summary
+
+    # ------------------------------------------------------------------ /interpolate
+    def run_batch(self, target, n: int, seed: int, settings: SamplerSettings, progress=None,
+                  what: str = "sampling") -> tuple[np.ndarray, int]:
+        """Run the sampler to the end, reporting progress in log sigma; (samples, steps)."""
+        step = None
+        for step in sample(self.ctx.fg, target, n=n, seed=seed, settings=settings):
+            if progress is not None and not step.final:
+                active = step.active
+                sig = float(step.sigma[active].max()) if bool(active.any()) else settings.sigma_L
+                progress(progress_fraction(sig, settings), desc=f"{what}: step {step.t}, sigma {sig:.3f}")
+        return imaging.as_array(step.denoised), step.t
+
+    def probabilities(self, samples: np.ndarray):
+        clf = self.ctx.classifier.get()
+        return None if clf is None else clf.probabilities(samples)
+
+    @user_errors
+    def interpolate(self, class_a: str, class_b: str, mode: str = BLEND, alpha: float = 0.5,
+                    sigma_star: float = 0.3, n: int = 8, seed: int = 0,
+                    progress=gr.Progress()):
+        """Samples for a blended target (mode "blend": (1 - alpha) A + alpha B) or a switched one
+        (mode "switch": A while sigma > sigma_star, then B): (grid, classifier probabilities, summary)."""
+        a, b = self.class_name(class_a, "class A"), self.class_name(class_b, "class B")
+        n, seed = check_count(n, 32), check_seed(seed)
+        if mode == BLEND:
+            alpha = float(alpha)
+            if not -2 <= alpha <= 3:
+                raise EngineError(f"alpha must be between -2 and 3, got {alpha}")
+            target, label = Interpolation(a, b, alpha), f"alpha = {alpha:g}"
+        elif mode == SWITCH:
+            sigma_star = float(sigma_star)
+            if not 0 < sigma_star < SamplerSettings.sigma_0:
+                raise EngineError(f"sigma* must be between 0 and {SamplerSettings.sigma_0:g}, got {sigma_star}")
+            target, label = Switch(a, b, sigma_star), f"switch at sigma* = {sigma_star:g}"
+        else:
+            raise EngineError(f"mode must be '{BLEND}' or '{SWITCH}', got {mode!r}")
+        settings = SamplerSettings()
+        samples, steps = self.run_batch(target, n, seed, settings, progress)
+        probs = self.probabilities(samples)
+        if probs is None:
+            fig = figures.message_figure(self.ctx.classifier.status(), height=330)
+        else:
+            fig = figures.probability_bars(probs, self.ctx.classes, [a, b],
+                                           f"Classifier's probabilities for these samples ({label})")
+        summary = (f"**{a}** to **{b}**, {label}: {n} samples, seed {seed}, {steps - 1} steps. "
+                   + ("" if probs is None else
+                      f"Mean probability of {a}: {probs[:, self.ctx.classes.index(a)].mean():.2f}, "
+                      f"of {b}: {probs[:, self.ctx.classes.index(b)].mean():.2f}."))
+        return imaging.grid(samples, px=420), fig, summary
+
+    @user_errors
+    def interpolate_strip(self, class_a: str, class_b: str, n: int = 3, seed: int = 0,
+                          progress=gr.Progress(track_tqdm=True)):
+        """One column of n samples per alpha (engine.analysis.ALPHAS), same seed everywhere, with the
+        classifier's mean probability of A and B against alpha: (strip picture, figure, table)."""
+        a, b = self.class_name(class_a, "class A"), self.class_name(class_b, "class B")
+        n, seed = check_count(n, 8), check_seed(seed)
+        clf = self.ctx.classifier.wait(progress)
+        res = analysis.interpolation(self.ctx.fg, a, b, n=n, seed=seed, classifier=clf, progress=True)
+        columns = [imaging.grid(res.samples[i], ncol=1, px=90) for i in range(len(res.alphas))]
+        strip = imaging.labelled_row(columns, [f"alpha {al:g}" for al in res.alphas], gap=6)
+        fig = figures.strip_probabilities(res.alphas, res.prob_a, res.prob_b, a, b)
+        return strip, fig, res.table()
+
+    # ------------------------------------------------------------------ /trajectories
+    @user_errors
+    def trajectories(self, targets=None, seed: int = 0, layer: str = "mid", sigma: float = 0.05,
+                     progress=gr.Progress()):
+        """One sample per target class from the same seed: (map with phi paths, distance vs sigma,
+        final images, summary). The per-step images go to the page's step scrubber."""
+        names = [self.class_name(t) for t in (targets or [])]
+        if len(names) < 2 or len(set(names)) != len(names):
+            raise EngineError("choose two or more different target classes")
+        if len(names) > 6:
+            raise EngineError("choose at most 6 targets")
+        seed = check_seed(seed)
+        settings = SamplerSettings()
+        fg = self.ctx.fg
+        runs_ = []
+        for k, name in enumerate(names):
+            ys, ds, sig = [], [], []
+            step = None
+            for step in sample(fg, ClassTarget(name), n=1, seed=seed, settings=settings):
+                if step.final:
+                    break
+                ys.append(imaging.as_array(step.y[0]))
+                ds.append(imaging.as_array(step.denoised[0]))
+                sig.append(float(step.sigma[0]))
+                progress((k + progress_fraction(sig[-1], settings)) / len(names),
+                         desc=f"target {name}: step {step.t}, sigma {sig[-1]:.3f}")
+            ds[-1] = imaging.as_array(step.denoised[0])          # the returned sample f(y_T)
+            runs_.append((np.stack(ys), np.stack(ds), np.array(sig)))
+        t = max(len(r[0]) for r in runs_)
+        # a finished run stays where it stopped (as engine.analysis.bifurcation pads)
+        runs_ = [tuple(np.concatenate([a, np.repeat(a[-1:], t - len(a), 0)]) for a in r) for r in runs_]
+        ys = np.stack([r[0] for r in runs_])                        # (K, T, C, H, W)
+        ds = np.stack([r[1] for r in runs_])
+        sig = np.stack([r[2] for r in runs_])                       # (K, T)
+        phi = fg.phi(torch.from_numpy(ys.reshape(-1, *ys.shape[2:])), batch=256).cpu().numpy()
+        data = {"names": names, "y": ys, "denoised": ds, "sigma": sig, "phi": phi.reshape(len(names), t, -1),
+                "seed": seed, "layer": layer, "map_sigma": float(sigma)}
+        data.update(self.pair_distances(data))
+        map_fig = self.trajectory_map(data, step=None)
+        dist_fig = self.trajectory_distance_figure(data)
+        summary = {"targets": names, "seed": seed, "steps": int(t),
+                   "bifurcation_sigma": {k: (None if not math.isfinite(v) else round(v, 4))
+                                         for k, v in data["bifurcation"].items()},
+                   "final_sigma": {n_: round(float(s[-1]), 4) for n_, s in zip(names, sig)}}
+        return map_fig, dist_fig, self.step_picture(data, t - 1), summary, data
+
+    def pair_distances(self, data: dict) -> dict:
+        """RMS pixel distance between every pair of trajectories at each step, against the geometric
+        mean of their sigmas, and where they part (engine.analysis.half_rise_sigma)."""
+        ys, sig, names = data["y"], data["sigma"], data["names"]
+        curves, marks = {}, {}
+        for i in range(len(names)):
+            for j in range(i + 1, len(names)):
+                key = f"{names[i]} vs {names[j]}"
+                d = np.sqrt(((ys[i] - ys[j]) ** 2).reshape(len(ys[i]), -1).mean(1))
+                s = np.sqrt(np.maximum(sig[i], 1e-12) * np.maximum(sig[j], 1e-12))
+                curves[key] = (s, d)
+                marks[key] = analysis.half_rise_sigma(s, d)
+        return {"curves": curves, "bifurcation": marks}
+
+    def trajectory_map(self, data: dict, step: int | None):
+        atlas = self.atlas_or_none()
+        if atlas is None:
+            return figures.message_figure(self.ctx.atlas.status())
+        layer, s = data["layer"], data["map_sigma"]
+        emb = atlas.embedding(FG, layer, s, "umap")
+        s_used = atlas.sigmas[atlas.sigma_index(s)]
+        fig = figures.map_figure(emb.coords, atlas.labels, atlas.classes, emb.centroids,
+                                 f"phi(y_t) paths in the map of layer {layer}, sigma = {s_used:g} "
+                                 f"({emb.method.upper()})", emb.method, faint=True)
+        paths = [atlas.place(FG, layer, s_used, p, method=emb.method) for p in data["phi"]]
+        cols = [figures.colour(self.ctx.classes.index(n_)) for n_ in data["names"]]
+        return figures.add_paths(fig, paths, data["names"], cols, list(data["sigma"]), step)
+
+    def trajectory_distance_figure(self, data: dict, step: int | None = None):
+        s_line = None
+        if step is not None:
+            s_line = float(np.exp(np.log(np.maximum(data["sigma"][:, step], 1e-12)).mean()))
+        s = SamplerSettings()
+        return figures.distance_figure(data["curves"], data["bifurcation"], (s.sigma_L, s.sigma_0), s_line,
+                                       height=300)
+
+    def step_picture(self, data: dict, step: int) -> np.ndarray:
+        """y_t and f(y_t) of every target at one step, one row per target."""
+        step = int(min(max(step, 0), data["y"].shape[1] - 1))
+        rows = []
+        for k, name in enumerate(data["names"]):
+            rows.append(imaging.labelled_row(
+                [imaging.single(data["y"][k, step], px=128), imaging.single(data["denoised"][k, step], px=128)],
+                [f"{name}: y_t", "f(y_t)"]))
+        width = max(r.shape[1] for r in rows)
+        rows = [np.pad(r, ((0, 6), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+        if len(rows) > 3:                    # two columns of targets keep the picture short
+            half = (len(rows) + 1) // 2
+            left, right = rows[:half], rows[half:] + [np.full_like(rows[0], 255)] * (2 * half - len(rows))
+            return np.concatenate([np.concatenate(left, 0), np.full((sum(r.shape[0] for r in left), 16, 3), 255,
+                                                                    np.uint8), np.concatenate(right, 0)], 1)
+        return np.concatenate(rows, 0)
+
+    def scrub(self, data, step):
+        """The step scrubber (page only): images at step t and the step marked in both figures."""
+        if not data:
+            return None, gr.skip(), gr.skip(), "Run the trajectories first."
+        step = int(step)
+        t = data["y"].shape[1]
+        step = min(max(step, 0), t - 1)
+        sig = ", ".join(f"{n_}: {data['sigma'][k, step]:.3f}" for k, n_ in enumerate(data["names"]))
+        return (self.step_picture(data, step), self.trajectory_map(data, step),
+                self.trajectory_distance_figure(data, step), f"Step **{step}** of {t - 1}; sigma {sig}.")
+
+    # ------------------------------------------------------------------ /distances
+    @user_errors
+    def distances(self, layer: str = "mid", sigma: float = 0.05, progress=gr.Progress(track_tqdm=True)):
+        """Centroid distances (layer, sigma) and density distances between every pair of classes:
+        (centroid heatmap, density heatmap, scatter with correlation, summary)."""
+        atlas = self.ctx.atlas.require()
+        s = atlas.sigmas[atlas.sigma_index(float(sigma))]
+        cents = atlas.layer_centroids(FG, layer, s).astype(np.float64)
+        d2 = ((cents[:, None] - cents[None]) ** 2).sum(-1)           # ||phibar_a - phibar_b||^2
+        dens = self.ctx.density(progress)
+        classes = self.ctx.classes
+        pair_d2 = d2[dens.pairs[:, 0], dens.pairs[:, 1]]
+        r, rho = analysis.correlations(pair_d2, dens.density_distance)
+        h1 = figures.heatmap(d2, classes, f"Squared centroid distance, layer {layer}, sigma = {s:g}",
+                             "||phibar_a - phibar_b||^2")
+        h2 = figures.heatmap(dens.matrix(), classes, "Density distance (symmetrised KL estimate)", "D(a, b)")
+        sc = figures.pair_scatter(pair_d2, dens.density_distance,
+                                  [f"{classes[a]} - {classes[b]}" for a, b in dens.pairs], r, rho, layer, s)
+        summary = {"layer": layer, "sigma": s, "pearson": r, "spearman": rho, "pairs": len(dens.pairs),
+                   "density_sigmas": [round(float(v), 4) for v in dens.sigmas],
+                   "images_per_class_per_sigma": dens.per_class}
+        return h1, h2, sc, summary
+
+    @user_errors
+    def pair_samples(self, class_a: str, class_b: str, n: int = 8, seed: int = 0, progress=gr.Progress()):
+        """n samples of each class of a pair, from the same seed: (grid of A, grid of B)."""
+        a, b = self.class_name(class_a, "class A"), self.class_name(class_b, "class B")
+        n, seed = check_count(n, 16), check_seed(seed)
+        settings = SamplerSettings()
+        xa, _ = self.run_batch(ClassTarget(a), n, seed, settings, progress, f"samples of {a}")
+        xb, _ = self.run_batch(ClassTarget(b), n, seed, settings, progress, f"samples of {b}")
+        return imaging.grid(xa, px=300), imaging.grid(xb, px=300)

@@ -1,0 +1,89 @@
+"""One app server for the app tests (API and browser), on tiny models trained in seconds.
+
+Imported by tests/test_app_*.py and tests/test_browser.py: `from app_fixtures import app_server`.
+Session scope: the server starts once however many of those modules run.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    demo: object
+    fg: object
+    mixture: object
+    atlas: object
+    classifier: object
+
+
+@pytest.fixture(scope="session")
+def tiny_atlas(tiny_fg, tiny_mixture):
+    from engine.atlas import build_atlas
+    return build_atlas({"feature_guided": tiny_fg, "mixture": tiny_mixture}, per_class=8, umap=False,
+                       progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tiny_fg):
+    from engine.classifier import train_classifier
+    cfg = tiny_fg.train_config
+    key = {"dataset": cfg.dataset, "size": cfg.model.size, "channels": cfg.model.channels,
+           "n_per_class": cfg.n_per_class, "seed": cfg.seed}
+    return train_classifier(key, steps=30, progress=False)
+
+
+@pytest.fixture(scope="session")
+def app_server(tiny_fg, tiny_mixture, tiny_atlas, tiny_classifier):
+    from app import create_demo, launch_kwargs
+    demo = create_demo(tiny_fg, tiny_mixture, tiny_atlas, tiny_classifier, engine_concurrency=1, max_queue=32,
+                       warm_umap=False)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, **launch_kwargs("127.0.0.1", port, quiet=True))
+    yield Server(f"http://127.0.0.1:{port}/", demo, tiny_fg, tiny_mixture, tiny_atlas, tiny_classifier)
+    demo.close()
+
+
+def bad_uploads(folder) -> dict[str, tuple[str, bool]]:
+    """Awkward files: name -> (path, whether the app should accept it)."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    out = {}
+
+    def save(name, im, ok, **kw):
+        path = folder / name
+        im.save(path, **kw)
+        out[name] = (str(path), ok)
+
+    noise = (rng.random((40, 40)) * 255).astype(np.uint8)
+    (folder / "not_an_image.png").write_text("this is plain text, not a picture\n")
+    out["not_an_image.png"] = (str(folder / "not_an_image.png"), False)
+    good = folder / "good.png"
+    Image.fromarray(noise).save(good)
+    (folder / "corrupt.png").write_bytes(good.read_bytes()[:120])
+    out["corrupt.png"] = (str(folder / "corrupt.png"), False)
+    rgba = np.dstack([noise, noise, noise, (rng.random((40, 40)) * 255).astype(np.uint8)])
+    save("rgba.png", Image.fromarray(rgba, "RGBA"), True)
+    save("sixteen_bit.png", Image.fromarray(noise.astype(np.uint16) * 257), True)
+    save("palette.png", Image.fromarray(noise).convert("P"), True)
+    save("one_pixel.png", Image.new("L", (1, 1), 128), False)
+    save("huge.png", Image.new("L", (10000, 10000), 90), True)
+    frames = [Image.fromarray(np.roll(noise, k, 0)).convert("P") for k in range(3)]
+    path = folder / "animated.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    out["animated.gif"] = (str(path), True)
+    return out

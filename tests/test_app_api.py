@@ -1,0 +1,190 @@
+"""The app's programmatic API, through gradio_client, against a live server on tiny models.
+
+Every named endpoint is called; sampling results are checked number for number against the
+engine (the app adds nothing to the sampler), including five concurrent clients, and the
+JSON's command line is run to show it reproduces the download.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import time
+
+import numpy as np
+import pytest
+import torch
+from app_fixtures import app_server, bad_uploads, tiny_atlas, tiny_classifier  # noqa: F401  (fixtures)
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from engine.data import fit_image, load_image
+from engine.sampler import ClassTarget, ImageTarget, run
+
+ENDPOINTS = ["/sample", "/interpolate", "/interpolate_strip", "/trajectories", "/denoise", "/embedding",
+             "/distances", "/pair_samples"]
+
+
+@pytest.fixture(scope="module")
+def client(app_server):
+    return Client(app_server.url, verbose=False)
+
+
+def by_name(files: list[str]) -> dict[str, str]:
+    return {f.rsplit(".", 1)[-1] if not f.endswith("_trajectory.gif") else "gif": f for f in files}
+
+
+def engine_samples(ckpt, target, n, seed, beta=0.25, h0=0.01) -> np.ndarray:
+    x, _ = run(ckpt, target, n=n, seed=seed, beta=beta, h0=h0)
+    return x.cpu().numpy()
+
+
+def test_every_endpoint_is_named_and_documented(client):
+    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(ENDPOINTS) <= set(info)
+    params = {p["parameter_name"] for p in info["/sample"]["parameters"]}
+    assert {"condition", "class_name", "images", "n", "seed", "beta", "h0"} <= params
+
+
+def test_sample_streams_then_returns_the_engine_samples_and_a_reproducible_command(client, app_server, tmp_path):
+    job = client.submit("class", app_server.fg.classes[2], None, 4, 7, 0.3, 0.02, api_name="/sample")
+    updates = [out for out in job]
+    final = job.result()
+    assert len(updates) >= 2                       # at least one live frame before the result
+    assert updates[0][3] is None and updates[0][0]   # first frame: y_t only, no final grid yet
+    assert "done" in final[2]
+    files = by_name(final[4])
+    assert set(files) == {"png", "gif", "npy", "json"}
+    got = np.load(files["npy"])
+    want = engine_samples(app_server.fg, ClassTarget(app_server.fg.classes[2]), 4, 7, beta=0.3, h0=0.02)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    record = json.loads(open(files["json"]).read())
+    assert record["seed"] == 7 and record["n"] == 4 and record["settings"]["beta"] == 0.3
+    # the command in the JSON draws the same samples
+    from engine.cli import main
+    args = shlex.split(record["command"])[3:]
+    args[args.index("--out") + 1] = str(tmp_path / "again.npy")
+    assert main(args) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "again.npy"), got, atol=1e-6)
+
+
+def test_sample_conditioned_on_uploaded_images(client, app_server, tmp_path):
+    folder = tmp_path / "up"
+    folder.mkdir()
+    files = bad_uploads(folder)
+    paths = [files["rgba.png"][0], files["sixteen_bit.png"][0]]
+    out = client.predict("uploaded images", None, [handle_file(p) for p in paths], 3, 2, 0.25, 0.01,
+                         api_name="/sample")
+    got = np.load(by_name(out[4])["npy"])
+    c, _, size = app_server.fg.shape
+    images = torch.from_numpy(np.stack([fit_image(load_image(p, c), size) for p in paths]))
+    np.testing.assert_allclose(got, engine_samples(app_server.fg, ImageTarget(images, seed=2), 3, 2), atol=1e-6)
+    record = json.loads(open(by_name(out[4])["json"]).read())
+    assert record["images"] == ["rgba.png", "sixteen_bit.png"] and "--image" in record["command"]
+
+
+def test_bad_uploads_are_handled_or_refused_clearly_and_the_server_keeps_serving(client, tmp_path):
+    for name, (path, ok) in bad_uploads(tmp_path).items():
+        if name == "huge.png":                 # 10000 x 10000: read by the same code in test_app_offline
+            continue
+        if ok:
+            out = client.predict("uploaded images", None, [handle_file(path)], 1, 0, 0.5, 0.05, api_name="/sample")
+            assert np.load(by_name(out[4])["npy"]).shape[0] == 1, name
+        else:
+            with pytest.raises(AppError) as e:
+                client.predict("uploaded images", None, [handle_file(path)], 1, 0, 0.5, 0.05, api_name="/sample")
+            msg = str(e.value)
+            assert name in msg and ("not a readable image" in msg or "pixels" in msg), msg
+            assert "Traceback" not in msg
+    assert client.predict(api_name="/embedding")[0]["type"] == "plotly"
+
+
+def test_user_mistakes_come_back_as_one_line_messages(client):
+    with pytest.raises(AppError, match="dragons is not in the list of choices"):
+        client.predict("class", "dragons", None, 2, 0, 0.25, 0.01, api_name="/sample")
+    with pytest.raises(AppError, match="upload one or more conditioning images"):
+        client.predict("uploaded images", None, None, 2, 0, 0.25, 0.01, api_name="/sample")
+    with pytest.raises(AppError, match="less than minimum value 0.01"):
+        client.predict("class", "brick", None, 2, 0, 0.0, 0.01, api_name="/sample")
+    with pytest.raises(AppError, match="two or more different target classes"):
+        client.predict(["brick"], 0, "mid", 0.05, api_name="/trajectories")
+
+
+def test_five_concurrent_sample_calls_all_finish_each_with_its_own_result(app_server):
+    classes = app_server.fg.classes
+    jobs = []
+    clients = [Client(app_server.url, verbose=False) for _ in range(5)]
+    for k, c in enumerate(clients):
+        jobs.append(c.submit("class", classes[k % len(classes)], None, 16, 100 + k, 0.25, 0.01, api_name="/sample"))
+    t0 = time.perf_counter()
+    results = [j.result(timeout=240) for j in jobs]
+    assert time.perf_counter() - t0 < 240
+    for k, out in enumerate(results):
+        got = np.load(by_name(out[4])["npy"])
+        want = engine_samples(app_server.fg, ClassTarget(classes[k % len(classes)]), 16, 100 + k)
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_interpolate_blend_and_switch(client, app_server):
+    a, b = app_server.fg.classes[:2]
+    grid, fig, summary = client.predict(a, b, "blend", 0.25, 0.3, 4, 1, api_name="/interpolate")
+    assert grid.endswith(".png") and fig["type"] == "plotly"
+    assert "alpha = 0.25" in summary and "Mean probability" in summary
+    bars = json.loads(fig["plot"])["data"][0]
+    assert len(bars["x"]) == len(app_server.fg.classes)
+    _, _, summary = client.predict(a, b, "switch", 0.5, 0.2, 2, 1, api_name="/interpolate")
+    assert "sigma* = 0.2" in summary
+
+
+def test_interpolate_strip_has_one_column_per_alpha(client, app_server):
+    from engine.analysis import ALPHAS
+    a, b = app_server.fg.classes[2:4]
+    strip, fig, table = client.predict(a, b, 1, 0, api_name="/interpolate_strip")
+    assert len(table) == len(ALPHAS) and all(set(v) == {a, b} for v in table.values())
+    assert all(0 <= p <= 1 for v in table.values() for p in v.values())
+
+
+def test_trajectories_share_their_start_and_mark_the_bifurcation(client, app_server):
+    targets = app_server.fg.classes[:3]
+    paths, dist, picture, summary = client.predict(targets, 4, "mid", 0.05, api_name="/trajectories")
+    assert summary["targets"] == targets and summary["steps"] > 5
+    assert len(summary["bifurcation_sigma"]) == 3                   # three pairs
+    data = json.loads(dist["plot"])["data"]
+    curves = [d for d in data if d.get("mode") == "lines"]
+    assert len(curves) == 3
+    names = [d.get("name", "") for d in json.loads(paths["plot"])["data"]]
+    assert sum(n.startswith("path: ") for n in names) == 3
+
+
+def test_denoise_test_image_and_upload(client, app_server, tmp_path):
+    picture, fig, summary = client.predict(3, None, 0.4, 0, api_name="/denoise")
+    assert picture.endswith(".png")
+    bars = json.loads(fig["plot"])["data"][0]
+    assert len(bars["x"]) == len(app_server.fg.classes)           # one output per conditioning class
+    true = summary["true_class"]
+    assert true == app_server.fg.classes[app_server.atlas.labels[3]]
+    assert set(summary["psnr_by_class"]) == set(app_server.fg.classes)
+    assert summary["psnr_mixture"] is not None and summary["psnr_noisy"] < max(summary["psnr_by_class"].values())
+    up = bad_uploads(tmp_path)["palette.png"][0]
+    _, _, summary = client.predict(0, handle_file(up), 0.4, 0, api_name="/denoise")
+    assert summary["image"] == "palette.png" and summary["true_class"] is None
+
+
+def test_embedding_places_an_upload_in_the_map(client, app_server, tmp_path):
+    up = bad_uploads(tmp_path)["rgba.png"][0]
+    fig, note = client.predict("mixture", "all", 0.2, "pca", handle_file(up), api_name="/embedding")
+    data = json.loads(fig["plot"])["data"]
+    assert any(d.get("name") == "your image" for d in data)
+    assert "PCA" in note and "rgba.png" in note
+    fig, note = client.predict("feature_guided", "mid", 0.05, "umap", None, api_name="/embedding")
+    assert "still being fitted" in note or "UMAP" in note
+
+
+def test_distances_and_pair_samples(client, app_server):
+    h1, h2, scatter, summary = client.predict("mid", 0.05, api_name="/distances")
+    k = len(app_server.fg.classes)
+    assert summary["pairs"] == k * (k - 1) // 2
+    assert -1 <= summary["pearson"] <= 1
+    z = json.loads(h2["plot"])["data"][0]["z"]          # plotly sends arrays typed: {dtype, bdata, shape}
+    assert (z["shape"].replace(" ", "") == f"{k},{k}") if isinstance(z, dict) else len(z) == k
+    a, b = client.predict(app_server.fg.classes[0], app_server.fg.classes[1], 2, 0, api_name="/pair_samples")
+    assert a.endswith(".png") and b.endswith(".png")

@@ -1,0 +1,116 @@
+"""The app's pieces without a server: model checks, the background atlas, uploads, the run record,
+the command line of app.py, and the views when no mixture model is loaded."""
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from app_fixtures import bad_uploads, tiny_atlas  # noqa: F401  (fixture)
+
+from app import imaging, runs
+from app.callbacks import CLASS, MIXTURE_MODE, FrameRecorder, Views
+from app.context import FG, MIXTURE, AtlasHolder, Context
+from app.layout import launch_kwargs
+from engine.cli import build_parser
+from engine.errors import EngineError
+from engine.sampler import SamplerSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_context_wants_a_feature_guided_model_and_a_matching_mixture(tiny_fg, tiny_mixture):
+    with pytest.raises(EngineError, match="mixture model; the app needs a feature-guided"):
+        Context(tiny_mixture)
+    with pytest.raises(EngineError, match="--mixture must be a mixture model"):
+        Context(tiny_fg, tiny_fg)
+
+
+def test_atlas_of_a_custom_checkpoint_is_built_in_the_background_and_saved(tiny_fg, tiny_mixture, tmp_path):
+    holder = AtlasHolder({FG: tiny_fg, MIXTURE: tiny_mixture}, None, save_to=tmp_path / "atlas", per_class=3,
+                         warm=False)
+    assert holder.get() is None and "being computed" in holder.status()
+    t0 = time.perf_counter()
+    holder.start()
+    while holder.phase not in ("ready", "failed") and time.perf_counter() - t0 < 120:
+        time.sleep(0.2)
+    assert holder.phase == "ready", holder.status()
+    assert holder.get().models == [FG, MIXTURE] and len(holder.get().labels) == 3 * len(tiny_fg.classes)
+    assert (tmp_path / "atlas" / "atlas.json").is_file()
+
+
+def test_uploads_of_every_awkward_kind_are_read_or_refused_by_name(tmp_path):
+    for name, (path, ok) in bad_uploads(tmp_path).items():
+        if ok:
+            x = imaging.read_upload(path, 1, 16)
+            assert x.shape == (1, 16, 16) and x.dtype == np.float32 and 0 <= x.min() <= x.max() <= 1, name
+        else:
+            with pytest.raises(EngineError) as e:
+                imaging.read_upload(path, 1, 16)
+            assert name in str(e.value) and str(tmp_path) not in str(e.value)
+
+
+def test_views_say_so_when_no_mixture_model_is_loaded(tiny_fg, tiny_atlas):
+    views = Views(Context(tiny_fg, None, AtlasHolder({FG: tiny_fg}, tiny_atlas, warm=False)))
+    with pytest.raises(gr.Error, match="no mixture model is loaded"):
+        list(views.sample(MIXTURE_MODE, None, None, 2, 0))
+    picture, fig, summary = views.denoise(0, None, 0.5, 0)
+    assert summary["psnr_mixture"] is None and len(summary["psnr_by_class"]) == len(tiny_fg.classes)
+    with pytest.raises(gr.Error, match="no 'mixture' model in this atlas|mixture"):
+        views.embedding("nonexistent", "mid", 0.05, "pca")
+
+
+def test_sample_view_streams_few_frames_and_ends_with_downloads(tiny_fg, tiny_atlas):
+    views = Views(Context(tiny_fg, None, AtlasHolder({FG: tiny_fg}, tiny_atlas, warm=False)))
+    outs = list(views.sample(CLASS, tiny_fg.classes[0], None, 2, 5))
+    assert outs[0][3] is None and "step 0" in outs[0][2]              # the initial noise comes first
+    final = outs[-1]
+    assert "done" in final[2] and len(final[4]) == 4
+    assert final[3].dtype == np.uint8 and final[3].shape[0] >= 100     # upscaled for the page
+
+
+def test_frame_recorder_keeps_evenly_spaced_steps_with_the_last():
+    rec = FrameRecorder(most=10)
+    for t in range(137):
+        rec.add(t, None, None, 1.0, last=t == 136)
+    ts = [k[0] for k in rec.kept]
+    assert len(ts) <= 11 and ts[0] == 0 and ts[-1] == 136
+    gaps = np.diff(ts[:-1])
+    assert len(set(gaps.tolist())) == 1
+
+
+@pytest.mark.parametrize("target", [{"mode": "class", "class": "brick"},
+                                    {"mode": "interpolate", "a": "brick", "b": "grass", "alpha": 0.3},
+                                    {"mode": "switch", "a": "brick", "b": "grass", "sigma_star": 0.2},
+                                    {"mode": "unconditional"}])
+def test_recorded_command_is_valid_for_the_engine_command_line(target):
+    cmd = runs.sample_command("/x/model.pt", target, 4, 9, SamplerSettings(beta=0.5))
+    args = build_parser().parse_args(shlex.split(cmd)[3:])
+    assert args.n == 4 and args.seed == 9 and args.beta == 0.5 and args.checkpoint == "/x/model.pt"
+    assert (args.alpha == 0.3) if target["mode"] == "interpolate" else True
+    assert (args.sigma_star == 0.2) if target["mode"] == "switch" else True
+
+
+def test_launch_is_local_and_never_shared():
+    kw = launch_kwargs()
+    assert kw["server_name"] == "127.0.0.1" and kw["server_port"] == 7860 and kw["share"] is False
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("app_script", ROOT / "app.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    a = script.parse_args([])
+    assert a.host == "127.0.0.1" and a.port == 7860
+
+
+def test_app_script_refuses_bad_checkpoints_with_one_line(tiny_mixture_dir, tmp_path):
+    for ckpt, words in [(tmp_path / "missing", "no model.pt"), (tiny_mixture_dir, "needs a feature-guided")]:
+        (tmp_path / "missing").mkdir(exist_ok=True)
+        r = subprocess.run([sys.executable, str(ROOT / "app.py"), "--checkpoint", str(ckpt), "--port", "1"],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert r.returncode == 2, r.stderr[-2000:]
+        assert words in r.stderr and "Traceback" not in r.stderr
