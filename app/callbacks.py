@@ -299,15 +299,15 @@ class Views:
         p_mix = float(analysis.psnr(mixed[None], xt)[0]) if mix is not None else None
 
         px = 96
-        top = [(imaging.single(x, px), f"clean: {fg.classes[true]}" if true is not None else "clean: yours"),
-               (imaging.single(y[0], px), f"noisy {p_noisy:.1f} dB")]
+        top = [(imaging.single(x, px), f"clean\n{fg.classes[true]}" if true is not None else "clean\n(yours)"),
+               (imaging.single(y[0], px), f"noisy\n{p_noisy:.1f} dB")]
         if mixed is not None:
-            top.append((imaging.single(mixed, px), f"mixture {p_mix:.1f} dB"))
-        guided = [(imaging.single(outs[q], px), f"{fg.classes[q]}{' (true)' if q == true else ''} "
+            top.append((imaging.single(mixed, px), f"mixture\n{p_mix:.1f} dB"))
+        guided = [(imaging.single(outs[q], px), f"{fg.classes[q]}{' (true)' if q == true else ''}\n"
                                                  f"{p_cond[q]:.1f} dB") for q in range(k)]
         picture = imaging.labelled_rows(
-            [top, guided], [f"the image, with noise sigma = {sigma:g} added, and the mixture model's output:",
-                            "the feature-guided model's output, conditioned on each class:"], ncol=7)
+            [top, guided], [f"noise sigma = {sigma:g} added; the mixture model's output",
+                            "feature-guided, conditioned on each class"], ncol=5)
         fig = figures.psnr_bars(fg.classes, p_cond, true, p_mix, p_noisy, sigma)
         summary = {"image": source, "true_class": fg.classes[true] if true is not None else None,
                    "sigma": sigma, "seed": seed, "psnr_noisy": round(p_noisy, 3),

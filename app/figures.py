@@ -175,7 +175,7 @@ def loss_figure(history: list, height: int = 300) -> go.Figure:
     fig = go.Figure(go.Scatter(x=steps, y=loss, mode="lines", line=dict(width=2)))
     base_layout(fig, "Training loss (denoising MSE of the projected denoiser)", height=height)
     fig.update_xaxes(title="step")
-    fig.update_yaxes(title="loss", type="log")
+    fig.update_yaxes(title="loss", type="log", dtick=1)
     return fig
 
 

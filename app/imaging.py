@@ -59,7 +59,7 @@ def font(size: int = 13):
 def labelled_row(panels: list[np.ndarray], labels: list[str], gap: int = 8, size: int = 13) -> np.ndarray:
     """Pictures side by side on white, each with a caption above (for GIF frames and strips)."""
     panels = [to_rgb(p) for p in panels]
-    head = size + 8
+    head = (size + 3) * max(1 + t.count("\n") for t in labels) + 6
     h = max(p.shape[0] for p in panels) + head
     w = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
     canvas = Image.new("RGB", (w, h), "white")
@@ -67,7 +67,7 @@ def labelled_row(panels: list[np.ndarray], labels: list[str], gap: int = 8, size
     x = 0
     for p, text in zip(panels, labels):
         canvas.paste(Image.fromarray(p), (x, head))
-        draw.text((x + 2, 3), text, fill=(40, 40, 40), font=font(size))
+        draw.multiline_text((x + 2, 3), text, fill=(40, 40, 40), font=font(size), spacing=3)
         x += p.shape[1] + gap
     return np.asarray(canvas)
 

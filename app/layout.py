@@ -309,7 +309,7 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
                 explain(text.DENOISE)
                 with gr.Row():
                     with gr.Column(scale=3):
-                        n_pick = gr.Gallery(label="Test images: click one", columns=10, height=190, format="png",
+                        n_pick = gr.Gallery(label="Test images: click one", columns=10, height=170, format="png",
                                             allow_preview=False, elem_classes=["pixelated"], elem_id="den-pick")
                     with gr.Column(scale=2):
                         with gr.Row(equal_height=True):
@@ -321,7 +321,7 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
                             n_seed = gr.Number(0, precision=0, minimum=0, label="Noise seed", min_width=90)
                             n_run = gr.Button("Denoise", variant="primary", elem_id="den-run")
                 with gr.Row():
-                    n_out = gr.Image(label="outputs and their PSNR", height=420, elem_id="den-out", scale=3,
+                    n_out = gr.Image(label="outputs and their PSNR", height=520, elem_id="den-out", scale=3,
                                      **image_kw)
                     with gr.Column(scale=2):
                         n_fig = gr.Plot(label="PSNR", show_label=False, elem_id="den-fig")
@@ -338,6 +338,10 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
                         gr.Markdown(text.INTRO)
                         gr.Markdown(text.model_card(ctx.fg, ctx.mixture))
                         gr.Markdown(text.HOW_TO_READ)
+                        card = text.shipped_card(ctx.fg)
+                        if card:
+                            with gr.Accordion("Model card and measurements", open=False):
+                                gr.Markdown(card)
                     with gr.Column(scale=2):
                         gr.Plot(figures.loss_figure(ctx.fg.info.get("history", [])), show_label=False)
                 with gr.Accordion("Full configuration (JSON)", open=False):

@@ -1,4 +1,5 @@
 """The words on the page: what the app is and how to read each view, in plain sentences."""
+from pathlib import Path
 
 TITLE = "Feature-guided score diffusion explorer"
 
@@ -62,12 +63,12 @@ MODEL = (
 )
 
 HOW_TO_READ = """
-**Embeddings** - where images sit in feature space, per layer, noise level and model.
-**Sample** - watch the sampler turn noise into samples of a class or of your images; download the results.
-**Interpolate** - blend two class centroids, or switch class at a noise level, and see what the samples become.
-**Trajectories** - one noise, several targets: when do the paths bifurcate?
-**Distances** - are classes with distant centroids also distant as densities?
-**Denoise** - does knowing the class help the denoiser, and when?
+- **Embeddings**: where images sit in feature space, per layer, noise level and model.
+- **Sample**: watch the sampler turn noise into samples of a class or of your images; download the results.
+- **Interpolate**: blend two class centroids, or switch class at a noise level, and see what the samples become.
+- **Trajectories**: one noise, several targets: when do the paths bifurcate?
+- **Distances**: are classes with distant centroids also distant as densities?
+- **Denoise**: does knowing the class help the denoiser, and when?
 """
 
 
@@ -97,3 +98,13 @@ def model_card(ckpt, mixture=None) -> str:
         lines.append("No mixture model is loaded: views that compare against it say so "
                      "(start the app with `--mixture DIR`).")
     return "\n\n".join(lines)
+
+
+def shipped_card(ckpt) -> str | None:
+    """The MODEL_CARD.md written beside a checkpoint (its folder or the one above), if any."""
+    here = Path(ckpt.path).parent
+    for folder in (here, here.parent):
+        card = folder / "MODEL_CARD.md"
+        if card.is_file():
+            return card.read_text()
+    return None
