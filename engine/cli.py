@@ -11,6 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from .config import TrainConfig
 from .errors import EngineError
 
 
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=_positive(int), default=5000, help="optimizer steps (default 5000)")
     t.add_argument("--batch", type=_positive(int), default=32, help="batch size (default 32)")
     t.add_argument("--lr", type=_positive(float), default=2e-3, help="peak learning rate (default 2e-3)")
+    t.add_argument("--pool", type=_positive(int), default=TrainConfig.pool,
+                   help="feature-guided: condition each image on the mean phi of this many same-class "
+                        f"partners at its sigma; divides --batch (default {TrainConfig.pool})")
     t.add_argument("--n-per-class", type=_positive(int), default=None,
                    help="training images per class (default: the dataset's, 2000 for built-ins)")
     t.add_argument("--seed", type=int, default=0)
@@ -136,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(a) -> int:
     from .config import ModelConfig, TrainConfig
     from .train import train
-    cfg = TrainConfig(dataset=a.dataset, kind=a.kind, steps=a.steps, batch=a.batch, lr=a.lr,
+    cfg = TrainConfig(dataset=a.dataset, kind=a.kind, steps=a.steps, batch=a.batch, lr=a.lr, pool=a.pool,
                       n_per_class=a.n_per_class, seed=a.seed, checkpoint_every=a.checkpoint_every,
                       device=a.device, model=ModelConfig(channels=a.channels, size=a.size, widths=a.widths,
                                                          matched_blocks=a.matched))

@@ -71,6 +71,9 @@ class TrainConfig:
     warmup: int = 200                       # linear warm-up steps, then cosine decay to lr / 50
     sigma_max: float = 1.2                  # noise levels drawn on [0, sigma_max]
     n_per_class: int | None = None          # training crops per class (None: dataset default)
+    # Feature-guided only: each image is conditioned on the mean phi of `pool` same-class
+    # partners at its sigma (1: a single partner, as in DESIGN.md 3). See train.py.
+    pool: int = 1
     seed: int = 0
     checkpoint_every: int = 250
     device: str = "auto"                    # auto | cpu | cuda
@@ -85,7 +88,9 @@ class TrainConfig:
             self.model.matched_blocks = ()
         elif not self.model.matched_blocks:
             raise EngineError("a feature-guided model needs at least one matched block")
-        for name in ("steps", "batch", "checkpoint_every"):
+        if self.pool < 1 or self.batch % self.pool:
+            raise EngineError(f"batch {self.batch} must be a multiple of pool {self.pool} (pool >= 1)")
+        for name in ("steps", "batch", "checkpoint_every", "pool"):
             if getattr(self, name) < 1:
                 raise EngineError(f"{name} must be at least 1")
 

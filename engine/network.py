@@ -82,13 +82,16 @@ class UNet(nn.Module):
         return self.layout.dim
 
     def forward(self, y: torch.Tensor, target: torch.Tensor | None = None,
-                reference: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                reference: torch.Tensor | None = None, pool: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """Denoise y (B, C, H, W). Returns (f(y), phi(y)).
 
         target:    (B, phi_dim) or (phi_dim,) target phi*; None: no projection.
         reference: (B, C, H, W) images whose own phi, computed in the same pass (and
                    differentiable), is the target: y[i] is conditioned on phi(reference[i]).
                    This is the training pairing of DESIGN.md 3 in one batched pass.
+        pool:      with a reference, y[i] is conditioned on the mean phi of the references in
+                   its group of `pool` consecutive images (i // pool): a Monte-Carlo estimate
+                   of the class centroid, which is what the sampler conditions on.
         phi is read before each projection, so blocks up to the first matched block give
         the plain phi(y); later ones are the features of the guided pass.
         """
@@ -99,13 +102,20 @@ class UNet(nn.Module):
             target = target.expand(b, -1)
         targets = self.layout.split(target) if target is not None else {}
         phis: dict[str, torch.Tensor] = {}
+        if reference is not None and b % pool:
+            raise ValueError(f"batch {b} is not a multiple of the pool size {pool}")
+
+        def pooled(p: torch.Tensor) -> torch.Tensor:
+            if pool == 1:
+                return p
+            return p.view(b // pool, pool, -1).mean(1).repeat_interleave(pool, dim=0)
 
         def visit(name: str, a: torch.Tensor) -> torch.Tensor:
             if name in self.layout.slices:
                 phis[name] = channel_means(a)
             if name in self.gains:
                 if reference is not None:       # first half takes the means of the second
-                    a = torch.cat([project(a[:b], phis[name][b:], self.gains[name]), a[b:]])
+                    a = torch.cat([project(a[:b], pooled(phis[name][b:]), self.gains[name]), a[b:]])
                 elif target is not None:
                     a = project(a, targets[name], self.gains[name])
             return a

@@ -8,6 +8,14 @@ Mixture:         E || f(x + sigma z) - x ||^2 on all classes, no projection.
 Noise law (our choice): per image, half the draws log-uniform on [0.005, sigma_max]
 (detail at small sigma, where the sampler spends most of its steps) and half uniform on
 [0, sigma_max] (coverage of the large sigma where conditioning matters most).
+
+Pooled targets (`pool`, our choice beyond DESIGN.md 3): with a single partner, phi(x' + sigma z')
+says no more about the class than the image's own phi(x + sigma z), so replacing one by the
+other adds no information and the network learns to ignore the means it is given (measured:
+correct vs wrong conditioning within 0.1 dB after 4500 steps). Averaging phi over `pool`
+partners of the class at the same sigma makes the target a Monte-Carlo centroid, like the
+sampler's phibar_c(sigma), so conditioning pays off and is learned (0.8 dB correct-vs-wrong at
+sigma 0.1 after 500 steps with pool 8, against 0.1 dB with one partner).
 """
 from __future__ import annotations
 
@@ -30,12 +38,27 @@ from .errors import EngineError
 from .network import UNet
 
 
+def _log_uniform(u: torch.Tensor, sigma_max: float) -> torch.Tensor:
+    return torch.exp(math.log(0.005) + u * (math.log(sigma_max) - math.log(0.005)))
+
+
 def sample_sigmas(n: int, sigma_max: float, gen: torch.Generator) -> torch.Tensor:
     u = torch.rand(n, generator=gen)
-    log_uniform = torch.exp(math.log(0.005) + u * (math.log(sigma_max) - math.log(0.005)))
+    log_uniform = _log_uniform(u, sigma_max)
     uniform = torch.rand(n, generator=gen) * sigma_max
     pick = torch.rand(n, generator=gen) < 0.5
     return torch.where(pick, log_uniform, uniform)
+
+
+def stratified_sigmas(n: int, sigma_max: float, gen: torch.Generator) -> torch.Tensor:
+    """The same law as sample_sigmas, stratified: half the draws log-uniform and half uniform,
+    each spread over equal-probability strata. Grouped batches (pool > 1) have only a few
+    distinct sigmas; stratifying keeps every batch's noise levels - and so the batch
+    statistics of the bias-free norms - close to the law instead of all high or all low."""
+    k = n // 2
+    strata = lambda m: (torch.arange(m) + torch.rand(m, generator=gen)) / max(m, 1)
+    out = torch.cat([_log_uniform(strata(n - k), sigma_max), strata(k) * sigma_max])
+    return out[torch.randperm(n, generator=gen)]
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -120,8 +143,17 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
     ema = None
     t0 = time.time()
     while step < cfg.steps:
-        idx = torch.randint(len(labels), (cfg.batch,), generator=gen)
-        sigma = sample_sigmas(cfg.batch, cfg.sigma_max, gen).to(device)[:, None, None, None]
+        if guided and cfg.pool > 1:
+            # groups of `pool` images of one class at one sigma; each is conditioned on the
+            # mean phi of the group's partners (UNet.forward's pool)
+            groups = cfg.batch // cfg.pool
+            anchors = torch.randint(len(labels), (groups,), generator=gen)
+            idx = partners(labels[anchors].repeat_interleave(cfg.pool), by_class, gen)
+            sigma = stratified_sigmas(groups, cfg.sigma_max, gen).repeat_interleave(cfg.pool)
+        else:
+            idx = torch.randint(len(labels), (cfg.batch,), generator=gen)
+            sigma = sample_sigmas(cfg.batch, cfg.sigma_max, gen)
+        sigma = sigma.to(device)[:, None, None, None]
         x = images[idx.to(device)]
         y = x + sigma * torch.randn(x.shape, generator=gen).to(device)
         ref = None
@@ -133,7 +165,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
             ref = ref.contiguous(memory_format=torch.channels_last) if ref is not None else None
         for g in opt.param_groups:
             g["lr"] = learning_rate(cfg, step)
-        denoised, _ = model(y, reference=ref)
+        denoised, _ = model(y, reference=ref, pool=cfg.pool if guided else 1)
         loss = ((denoised - x) ** 2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -103,3 +103,15 @@ def test_bad_checkpoints_give_clear_errors(tiny_fg_dir, tmp_path):
     save_atomic(state, tmp_path / "mismatch.pt")
     with pytest.raises(EngineError, match="do not match"):
         load_checkpoint(tmp_path / "mismatch.pt")
+
+
+def test_stratified_sigmas_cover_each_stratum_once():
+    import math
+    from engine.train import stratified_sigmas
+    s = stratified_sigmas(8, 1.2, torch.Generator().manual_seed(0))
+    assert s.shape == (8,) and bool(((s > 0) & (s <= 1.2)).all())
+    # 4 uniform draws land one in each quarter of [0, 1.2]; 4 log-uniform in each quarter of log range
+    lo, hi = math.log(0.005), math.log(1.2)
+    uni = {int(v // 0.3) for v in s.tolist()}
+    logq = {int((math.log(v) - lo) / ((hi - lo) / 4)) for v in s.tolist()}
+    assert uni >= {0, 1, 2, 3} and logq >= {0, 1, 2, 3}

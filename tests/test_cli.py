@@ -44,8 +44,8 @@ def test_help(command, capsys):
 def test_train_sample_evaluate_on_a_tiny_config(tmp_path, tiny_mixture_dir):
     run = tmp_path / "run"
     r = ok("train", "--dataset", "ovals", "--steps", "20", "--batch", "8", "--widths", "8,16", "--size", "16",
-           "--n-per-class", "16", "--checkpoint-every", "10", "--out", run, "--quiet")
-    assert '"dataset": "ovals"' in r.stdout                      # the config is printed at start
+           "--n-per-class", "16", "--checkpoint-every", "10", "--pool", "4", "--out", run, "--quiet")
+    assert '"dataset": "ovals"' in r.stdout and '"pool": 4' in r.stdout   # the config is printed at start
     assert (run / "model.pt").exists() and (run / "train_state.pt").exists()
     ok("centroids", "--checkpoint", run, "--per-class", "8")
 
@@ -109,3 +109,4 @@ def test_bad_input_gives_one_line_errors(tmp_path, tiny_fg_dir):
     one_line_error(cli("dataset", "--name", tmp_path / "nothing-here", "--out", tmp_path / "d.npz"),
                    "unknown dataset")
     one_line_error(cli("train", "--steps", 5, "--size", 30, "--out", tmp_path / "r"), "divisible")
+    one_line_error(cli("train", "--steps", 5, "--batch", 6, "--pool", 4, "--out", tmp_path / "r"), "multiple of pool")

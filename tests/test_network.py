@@ -58,6 +58,20 @@ def test_reference_pass_equals_conditioning_on_the_reference_phi():
     assert torch.allclose(paired, explicit, atol=1e-5)
 
 
+def test_pooled_reference_conditions_on_the_mean_phi_of_the_group():
+    model = UNet(ModelConfig(widths=(8, 16), size=16)).eval()
+    y, ref = torch.rand(4, 1, 16, 16), torch.rand(4, 1, 16, 16)
+    with torch.no_grad():
+        pooled, _ = model(y, reference=ref, pool=2)
+        phi = model.phi(ref)
+        # the matched (mid, dec1) targets are group means of the references' phi
+        target = phi.view(2, 2, -1).mean(1).repeat_interleave(2, dim=0)
+        explicit, _ = model(y, target)
+    assert torch.allclose(pooled, explicit, atol=1e-5)
+    with pytest.raises(ValueError, match="multiple"):
+        model(y[:3], reference=ref[:3], pool=2)
+
+
 @pytest.mark.parametrize("channels,size,widths", [(1, 32, (8, 16, 32)), (3, 24, (8, 16, 32, 64)[:3]), (3, 20, (4, 8))])
 def test_any_channels_and_divisible_size(channels, size, widths):
     model = UNet(ModelConfig(channels=channels, size=size, widths=widths)).eval()
