@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--pool", type=_positive(int), default=TrainConfig.pool,
                    help="feature-guided: condition each image on the mean phi of this many same-class "
                         f"partners at its sigma; divides --batch (default {TrainConfig.pool})")
+    t.add_argument("--sigma-max", type=_positive(float), default=TrainConfig.sigma_max,
+                   help=f"largest training noise level (default {TrainConfig.sigma_max})")
+    t.add_argument("--sigma-data", type=float, default=TrainConfig.sigma_data,
+                   help="weight each image's squared error by 1 + (SIGMA_DATA / sigma)^2 so small noise "
+                        f"levels are trained too; 0 = plain MSE (default {TrainConfig.sigma_data})")
     t.add_argument("--n-per-class", type=_positive(int), default=None,
                    help="training images per class (default: the dataset's, 2000 for built-ins)")
     t.add_argument("--seed", type=int, default=0)
@@ -141,6 +146,7 @@ def cmd_train(a) -> int:
     from .config import ModelConfig, TrainConfig
     from .train import train
     cfg = TrainConfig(dataset=a.dataset, kind=a.kind, steps=a.steps, batch=a.batch, lr=a.lr, pool=a.pool,
+                      sigma_data=a.sigma_data, sigma_max=a.sigma_max,
                       n_per_class=a.n_per_class, seed=a.seed, checkpoint_every=a.checkpoint_every,
                       device=a.device, model=ModelConfig(channels=a.channels, size=a.size, widths=a.widths,
                                                          matched_blocks=a.matched))

@@ -70,6 +70,8 @@ class TrainConfig:
     lr: float = 2e-3
     warmup: int = 200                       # linear warm-up steps, then cosine decay to lr / 50
     sigma_max: float = 1.2                  # noise levels drawn on [0, sigma_max]
+    # Loss weight per image 1 + (sigma_data / sigma)^2 (see train.py); 0: plain MSE, as shipped.
+    sigma_data: float = 0.0
     n_per_class: int | None = None          # training crops per class (None: dataset default)
     # Feature-guided only: each image is conditioned on the mean phi of `pool` same-class
     # partners at its sigma (1: a single partner, as in DESIGN.md 3). See train.py.
@@ -90,6 +92,8 @@ class TrainConfig:
             raise EngineError("a feature-guided model needs at least one matched block")
         if self.pool < 1 or self.batch % self.pool:
             raise EngineError(f"batch {self.batch} must be a multiple of pool {self.pool} (pool >= 1)")
+        if self.sigma_data < 0:
+            raise EngineError(f"sigma_data must be >= 0 (0: unweighted MSE), got {self.sigma_data}")
         for name in ("steps", "batch", "checkpoint_every", "pool"):
             if getattr(self, name) < 1:
                 raise EngineError(f"{name} must be at least 1")

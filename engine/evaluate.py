@@ -147,6 +147,10 @@ def model_card(ckpt, mixture, report: dict) -> str:
                 f"matched blocks: {', '.join(c.config.matched_blocks) or 'none'}\n"
                 f"- trained {c.step} steps at batch {c.train_config.batch} in "
                 f"{info.get('wall_seconds', 0) / 60:.0f} min on {info.get('machine', '?')} (torch {info.get('torch', '?')})\n"
+                f"- noise levels up to sigma {c.train_config.sigma_max:g}, loss weight 1 + "
+                f"({c.train_config.sigma_data:g} / sigma)^2"
+                + (f", targets pooled over {c.train_config.pool} partners" if c.kind == "feature_guided" else "")
+                + "\n"
                 f"- dataset `{c.train_config.dataset}`: {info.get('train_images', '?')} training crops, "
                 f"classes {', '.join(c.classes)}\n")
     lines = ["# Model card", "", "## Feature-guided model", run_facts(ckpt)]

@@ -115,3 +115,12 @@ def test_stratified_sigmas_cover_each_stratum_once():
     uni = {int(v // 0.3) for v in s.tolist()}
     logq = {int((math.log(v) - lo) / ((hi - lo) / 4)) for v in s.tolist()}
     assert uni >= {0, 1, 2, 3} and logq >= {0, 1, 2, 3}
+
+
+def test_loss_weights_meet_plain_mse_at_large_sigma():
+    from engine.train import loss_weights
+    sigma = torch.tensor([0.01, 0.25, 10.0])
+    w = loss_weights(sigma, 0.25)
+    # noise-prediction weight (sigma_data / sigma)^2 at small sigma, 2 at sigma_data, ~1 far above
+    assert torch.allclose(w, torch.tensor([1 + 625.0, 2.0, 1.000625]))
+    assert torch.equal(loss_weights(sigma, 0.0), torch.ones(3))
