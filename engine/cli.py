@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(a) -> int:
-    from .config import ModelConfig, TrainConfig
+    from .config import ModelConfig
     from .train import train
     cfg = TrainConfig(dataset=a.dataset, kind=a.kind, steps=a.steps, batch=a.batch, lr=a.lr, pool=a.pool,
                       sigma_data=a.sigma_data, sigma_max=a.sigma_max,

@@ -90,13 +90,13 @@ class TrainConfig:
             self.model.matched_blocks = ()
         elif not self.model.matched_blocks:
             raise EngineError("a feature-guided model needs at least one matched block")
-        if self.pool < 1 or self.batch % self.pool:
-            raise EngineError(f"batch {self.batch} must be a multiple of pool {self.pool} (pool >= 1)")
         if self.sigma_data < 0:
             raise EngineError(f"sigma_data must be >= 0 (0: unweighted MSE), got {self.sigma_data}")
         for name in ("steps", "batch", "checkpoint_every", "pool"):
             if getattr(self, name) < 1:
                 raise EngineError(f"{name} must be at least 1")
+        if self.batch % self.pool:
+            raise EngineError(f"batch {self.batch} must be a multiple of pool {self.pool}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
