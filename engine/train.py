@@ -26,6 +26,12 @@ correct vs wrong conditioning within 0.1 dB after 4500 steps). Averaging phi ove
 partners of the class at the same sigma makes the target a Monte-Carlo centroid, like the
 sampler's phibar_c(sigma), so conditioning pays off and is learned (0.8 dB correct-vs-wrong at
 sigma 0.1 after 500 steps with pool 8, against 0.1 dB with one partner).
+
+Matched blocks (ModelConfig.matched_blocks): the shipped model matches mid and dec2, not dec1.
+The output convolution turns dec1's channel means into the output's spatial mean, so projecting
+dec1 sets the denoised image's brightness from the target instead of the image; every run that
+matched dec1 lost to the mixture model (README, "How we got here"), while mid,dec2 with pool 4
+beats it at every sigma after 10000 steps.
 """
 from __future__ import annotations
 
