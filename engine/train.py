@@ -12,9 +12,9 @@ Noise law (our choice): per image, half the draws log-uniform on [0.005, sigma_m
 Noise-level weighting (`sigma_data`, our choice; off by default, as in the shipped models): each
 image's squared error can be weighted by 1 + (sigma_data / sigma)^2 - plain MSE at large sigma,
 the noise-prediction loss at small sigma (the weighting of Karras et al. 2022, EDM). Why: the
-plain MSE is dominated by the large sigma, and the shipped model returns 32 dB for a 40 dB input
-at sigma 0.01 - it smooths away the fine detail, so its sampler settles on smooth images. What we
-measured (README, "What we tried next"): at sigma_data 0.1 (sigma_max 3, 5000 steps) sigma 0.01
+plain MSE is dominated by the large sigma, and the first shipped model returned 32.8 dB for a 40 dB
+input at sigma 0.01 - it smoothed away the fine detail, so its sampler settled on smooth images.
+What we measured (README, "How we got here"): at sigma_data 0.1 (sigma_max 3, 5000 steps) sigma 0.01
 becomes near-perfect (39.6 dB) but the network now under-denoises between (21.8 dB at sigma 0.1,
 input 20 dB), its noise estimate is too low, and the sampler stops with noise left in the
 images. The weight is still the one denoising loss of DESIGN.md 3, with a weight per noise level.

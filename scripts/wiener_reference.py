@@ -16,10 +16,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.data import load_dataset  # noqa: E402
+from engine.evaluate import psnr as image_psnr  # noqa: E402
 
 SIGMAS = (0.1, 0.5, 1.0)
 
@@ -33,8 +35,8 @@ def wiener(train: np.ndarray, sigma: float):
 
 
 def psnr(estimate: np.ndarray, clean: np.ndarray) -> float:
-    mse = np.mean((np.clip(estimate, 0, 1) - clean) ** 2, axis=1)
-    return float(np.mean(10 * np.log10(1 / mse)))
+    """Mean PSNR of flattened estimates, clipped to [0, 1] as a denoised image would be."""
+    return float(image_psnr(torch.from_numpy(np.clip(estimate, 0, 1)), torch.from_numpy(clean)).mean())
 
 
 def main() -> None:
