@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--init", default=None, metavar="CHECKPOINT",
+                   help="fine-tune: start from this checkpoint's weights and network config, with this "
+                        "run's steps, schedule and loss (a new run; not with --resume)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     c = sub.add_parser("centroids", help="recompute a checkpoint's centroid table",
@@ -150,7 +153,7 @@ def cmd_train(a) -> int:
                       n_per_class=a.n_per_class, seed=a.seed, checkpoint_every=a.checkpoint_every,
                       device=a.device, model=ModelConfig(channels=a.channels, size=a.size, widths=a.widths,
                                                          matched_blocks=a.matched))
-    train(cfg, a.out, resume=a.resume, progress=not a.quiet)
+    train(cfg, a.out, resume=a.resume, progress=not a.quiet, init=a.init)
     return 0
 
 

@@ -108,10 +108,26 @@ def machine() -> str:
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print,
-          progress: bool = True) -> Path:
-    """Train (or resume) a run in out_dir; returns the path of model.pt."""
+          progress: bool = True, init: str | Path | None = None) -> Path:
+    """Train (or resume) a run in out_dir; returns the path of model.pt.
+
+    init: start from the weights of this checkpoint (fine-tuning) instead of a random
+    initialisation. The network (ModelConfig) is taken from it; everything else - steps,
+    learning-rate schedule, loss weighting, pooling - comes from cfg, and the step count
+    starts at 0. The run records where it started in info["init"]."""
     out = Path(out_dir)
     state = None
+    start = None
+    if init is not None:
+        if resume:
+            raise EngineError("--init starts a new run from another checkpoint's weights; "
+                              "it cannot be combined with --resume")
+        start = read_file(init)
+        start_cfg = TrainConfig(**start["train_config"])
+        if start_cfg.dataset != cfg.dataset or start_cfg.kind != cfg.kind:
+            raise EngineError(f"--init {init}: a {start_cfg.kind} model of '{start_cfg.dataset}'; "
+                              f"this run trains a {cfg.kind} model of '{cfg.dataset}'")
+        cfg.model = start_cfg.model
     if resume:
         if not (out / STATE_FILE).is_file():
             raise EngineError(f"{out}: nothing to resume (no {STATE_FILE}); drop --resume to start a new run")
@@ -138,11 +154,20 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     step, elapsed, history = 0, 0.0, []
+    lineage = None
+    if start is not None:
+        model.load_state_dict(start["model"])
+        past = start.get("info", {})
+        # the starting run's own lineage comes along, so a card can add up the whole training
+        lineage = {"path": str(start["path"]), "step": start["step"],
+                   "wall_seconds": past.get("wall_seconds"), "train_config": start["train_config"],
+                   "init": past.get("init")}
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["rng"])
         step, elapsed, history = state["step"], state["info"]["wall_seconds"], state["info"]["history"]
+        lineage = state["info"].get("init")
     channels_last = device.type == "cpu"          # ~20% faster convolutions on CPU
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -151,7 +176,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
 
     def info() -> dict:
         return {"wall_seconds": elapsed, "history": history, "machine": machine(),
-                "dataset_classes": data.classes, "train_images": len(data), "torch": torch.__version__}
+                "dataset_classes": data.classes, "train_images": len(data), "torch": torch.__version__,
+                "init": lineage}
 
     def checkpoint():
         s = model_state(model, cfg, data.classes, mean, step, None, info())

@@ -82,6 +82,26 @@ def test_new_run_refuses_to_overwrite(tmp_path):
         train(cfg, tmp_path, log=lambda *a: None, progress=False)
 
 
+
+def test_init_fine_tunes_from_another_checkpoint(tiny_fg_dir, tmp_path):
+    # the network comes from the starting checkpoint (even if cfg asks for another), the
+    # schedule and loss from this run; step 0 starts from the old weights, not a new init
+    start = read_file(tiny_fg_dir)
+    cfg = tiny_config(steps=3, sigma_data=0.05)
+    cfg.model.widths = (4, 8)
+    out = train(cfg, tmp_path / "ft", log=lambda *a: None, progress=False, init=tiny_fg_dir)
+    state = read_file(out)
+    assert list(state["train_config"]["model"]["widths"]) == list(start["train_config"]["model"]["widths"])
+    assert state["train_config"]["sigma_data"] == 0.05 and state["step"] == 3
+    assert state["info"]["init"]["step"] == start["step"]
+    moved = [(state["model"][k] - v).abs().max() for k, v in start["model"].items() if "running" not in k]
+    assert 0 < max(moved) < 0.01          # trained on (3 warm-up steps), from where it started
+    with pytest.raises(EngineError, match="cannot be combined"):
+        train(cfg, tmp_path / "ft", resume=True, log=lambda *a: None, progress=False, init=tiny_fg_dir)
+    with pytest.raises(EngineError, match="mixture model"):
+        train(tiny_config("mixture", steps=1), tmp_path / "m", log=lambda *a: None, progress=False,
+              init=tiny_fg_dir)
+
 def test_bad_checkpoints_give_clear_errors(tiny_fg_dir, tmp_path):
     with pytest.raises(EngineError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
