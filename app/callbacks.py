@@ -398,7 +398,8 @@ class Views:
         for k, name in enumerate(names):
             ys, ds, sig = [], [], []
             step = None
-            for step in sample(fg, ClassTarget(name), n=1, seed=seed, settings=settings):
+            # one y_0 for every target (the data mean, not each class's): only the targets differ
+            for step in sample(fg, ClassTarget(name), n=1, seed=seed, settings=settings, start=fg.mean):
                 if step.final:
                     break
                 ys.append(imaging.as_array(step.y[0]))

@@ -387,10 +387,10 @@ def half_rise_sigma(sigma: np.ndarray, distance: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def run_trajectory(ckpt, target: Target, n: int, seed: int, settings: SamplerSettings):
+def run_trajectory(ckpt, target: Target, n: int, seed: int, settings: SamplerSettings, start=None):
     """Run the sampler, keeping y_t and sigma_t of every step: (ys (T, n, C, H, W), sigmas (T, n), final)."""
     ys, sig, last = [], [], None
-    for last in sample(ckpt, target, n=n, seed=seed, settings=settings):
+    for last in sample(ckpt, target, n=n, seed=seed, settings=settings, start=start):
         if not last.final:
             ys.append(last.y.cpu())
             sig.append(last.sigma.cpu())
@@ -405,11 +405,12 @@ def _pad(x: torch.Tensor, t: int) -> torch.Tensor:
 @torch.no_grad()
 def bifurcation(fg, a, b, n: int = 8, seed: int = 0, settings: SamplerSettings | None = None,
                 progress: bool = False) -> BifurcationResult:
-    """Sample n images under class a and under class b with the same seed (so the same initial
-    noise and noise sequence, see sampler.py) and measure how the trajectories part."""
+    """Sample n images under class a and under class b with the same seed and start (so the same
+    y_0 and noise sequence, see sampler.py) and measure how the trajectories part."""
     settings = settings or SamplerSettings()
     ia, ib = fg.class_index(a), fg.class_index(b)
-    runs = [run_trajectory(fg, ClassTarget(i), n, seed, settings)
+    # one y_0 for both targets (the data mean, not each class's; sampler.py): only the targets differ
+    runs = [run_trajectory(fg, ClassTarget(i), n, seed, settings, start=fg.mean)
             for i in _progress([ia, ib], "bifurcation", progress)]
     t = max(len(r[0]) for r in runs)
     (ya, sa, fa), (yb, sb, fb) = [(_pad(y, t), _pad(s, t), f) for y, s, f in runs]

@@ -26,6 +26,9 @@ class CentroidTable:
     table: torch.Tensor       # (K, S, D): phibar_c(sigma_s)
     spread: torch.Tensor      # (K, S): mean squared distance of phi to its centroid
     classes: list[str]
+    # (K, C): mean pixel of each class's training images, where the sampler starts (sampler.py);
+    # None in tables written before it was kept (the sampler then starts at the data mean)
+    means: torch.Tensor | None = None
 
     def index(self, name: str | int) -> int:
         if isinstance(name, (int, np.integer)):
@@ -49,15 +52,18 @@ class CentroidTable:
         return (1 - t) * self.table[c, lo] + t * self.table[c, hi]
 
     def to(self, device) -> "CentroidTable":
-        return CentroidTable(self.sigmas.to(device), self.table.to(device), self.spread.to(device), self.classes)
+        return CentroidTable(self.sigmas.to(device), self.table.to(device), self.spread.to(device), self.classes,
+                             None if self.means is None else self.means.to(device))
 
     def state(self) -> dict:
         return {"sigmas": self.sigmas.cpu(), "table": self.table.cpu(), "spread": self.spread.cpu(),
-                "classes": list(self.classes)}
+                "classes": list(self.classes), "means": None if self.means is None else self.means.cpu()}
 
     @classmethod
     def from_state(cls, s: dict) -> "CentroidTable":
-        return cls(s["sigmas"].float(), s["table"].float(), s["spread"].float(), list(s["classes"]))
+        means = s.get("means")
+        return cls(s["sigmas"].float(), s["table"].float(), s["spread"].float(), list(s["classes"]),
+                   None if means is None else means.float())
 
 
 @torch.no_grad()
@@ -71,12 +77,14 @@ def compute_centroids(model, images: np.ndarray, labels: np.ndarray, classes: li
     K, S = len(classes), len(sigmas)
     table = torch.zeros(K, S, model.phi_dim)
     spread = torch.zeros(K, S)
+    means = torch.zeros(K, images.shape[1])
     was_training = model.training
     model.eval()
     for c in range(K):
         x = torch.from_numpy(images[labels == c][:per_class])
         if len(x) == 0:
             raise EngineError(f"class '{classes[c]}' has no images to compute its centroid")
+        means[c] = torch.from_numpy(images[labels == c]).double().mean(dim=(0, 2, 3)).float()
         for s, sigma in enumerate(sigmas):
             phis = []
             for i in range(0, len(x), batch):
@@ -89,4 +97,4 @@ def compute_centroids(model, images: np.ndarray, labels: np.ndarray, classes: li
         if progress is not None:
             progress(c + 1, K)
     model.train(was_training)
-    return CentroidTable(torch.tensor(sigmas, dtype=torch.float32), table, spread, list(classes))
+    return CentroidTable(torch.tensor(sigmas, dtype=torch.float32), table, spread, list(classes), means)

@@ -137,6 +137,12 @@ class Checkpoint:
         out = table.at(name, s.reshape(-1))
         return out[0] if s.dim() == 0 else out
 
+    def class_mean(self, name: str | int) -> torch.Tensor:
+        """(C,) mean pixel of a class's training images (the data mean for older tables)."""
+        table = self.require_centroids()
+        i = table.index(name)
+        return self.mean.clone() if table.means is None else table.means[i].cpu()
+
     def sample(self, target=None, **kwargs):
         """Generator of sampling steps; see sampler.sample."""
         from .sampler import sample

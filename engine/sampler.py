@@ -18,6 +18,16 @@ initial noise and noise sequence (the bifurcation experiment).
 
 The target phi*(sigma) is looked up at each image's current noise estimate; phi*(sigma_0)
 at t = 1 (the estimate exists only after the first denoiser call).
+
+Where the walk starts (our choice of DESIGN.md 4's "mean image"): the mean pixel of the
+target - a class's training images, the alpha-mix of two classes', the conditioning images'
+- and the data mean only for unconditional sampling. The walk should start from a draw of
+p_sigma0(y | target), and at 32x32 the noise on an image's mean pixel is sigma_0 / 32 = 0.03,
+far less than the spread of class brightnesses (0.08 for stars to 0.66 for print): from the
+data mean every class began as a mid-grey image no member of it resembles, and the denoiser,
+trained on images whose brightness agrees with their class, kept that brightness (README,
+"Sampler defaults"). `start` overrides it; the bifurcation experiment passes the data mean so
+that both targets share y_0 exactly.
 """
 from __future__ import annotations
 
@@ -80,6 +90,10 @@ class Target:
     def phi(self, ckpt, sigma: torch.Tensor) -> torch.Tensor | None:
         raise NotImplementedError
 
+    def start(self, ckpt) -> torch.Tensor:
+        """(C,) mean pixel of y_0 (module doc): the data mean unless a target says otherwise."""
+        return ckpt.mean
+
     def reset(self) -> None:
         """Called at the start of every run (targets with their own noise reseed here)."""
 
@@ -104,6 +118,9 @@ class ClassTarget(Target):
     def phi(self, ckpt, sigma):
         return ckpt.centroid(self.name, sigma)
 
+    def start(self, ckpt):
+        return ckpt.class_mean(self.name)
+
     def describe(self):
         return {"mode": "class", "class": self.name}
 
@@ -117,6 +134,9 @@ class Interpolation(Target):
 
     def phi(self, ckpt, sigma):
         return (1 - self.alpha) * ckpt.centroid(self.a, sigma) + self.alpha * ckpt.centroid(self.b, sigma)
+
+    def start(self, ckpt):
+        return ((1 - self.alpha) * ckpt.class_mean(self.a) + self.alpha * ckpt.class_mean(self.b)).clamp(0, 1)
 
     def describe(self):
         return {"mode": "interpolate", "a": self.a, "b": self.b, "alpha": self.alpha}
@@ -132,6 +152,9 @@ class Switch(Target):
     def phi(self, ckpt, sigma):
         pa, pb = ckpt.centroid(self.a, sigma), ckpt.centroid(self.b, sigma)
         return torch.where((sigma > self.sigma_star)[:, None].to(pa.device), pa, pb)
+
+    def start(self, ckpt):
+        return ckpt.class_mean(self.a)          # brightness is the coarsest structure: a's
 
     def describe(self):
         return {"mode": "switch", "a": self.a, "b": self.b, "sigma_star": self.sigma_star}
@@ -165,6 +188,9 @@ class ImageTarget(Target):
         y = x[None] + sigma.cpu()[:, None, None, None, None] * z          # (B, K, C, H, W)
         return ckpt.phi(y.reshape(b * k, *x.shape[1:])).reshape(b, k, -1).mean(1)
 
+    def start(self, ckpt):
+        return self.images.to(torch.float32).mean(dim=(0, 2, 3))
+
     def describe(self):
         return {"mode": "images", "count": len(self.images), "seed": self.seed}
 
@@ -183,8 +209,10 @@ def _noise(gens: list[torch.Generator], shape) -> torch.Tensor:
 
 @torch.no_grad()
 def sample(ckpt, target: Target | None = None, n: int = 16, seed: int = 0,
-           settings: SamplerSettings | None = None, **overrides) -> Iterator[Step]:
-    """Yield one Step per iteration of DESIGN.md 4, then a final Step (see module doc)."""
+           settings: SamplerSettings | None = None, start: torch.Tensor | None = None,
+           **overrides) -> Iterator[Step]:
+    """Yield one Step per iteration of DESIGN.md 4, then a final Step (see module doc).
+    start: (C,) mean pixel of y_0; None: the target's own (Target.start)."""
     s = settings or SamplerSettings(**overrides)
     if settings is not None and overrides:
         s = SamplerSettings(**{**asdict(settings), **overrides})
@@ -198,8 +226,8 @@ def sample(ckpt, target: Target | None = None, n: int = 16, seed: int = 0,
     C, H, W = ckpt.shape
     N = C * H * W
     gens = image_generators(seed, n)
-    mean = ckpt.mean.to(dev)[None, :, None, None]
-    y = mean + s.sigma_0 * _noise(gens, (C, H, W)).to(dev)
+    mean = torch.as_tensor(target.start(ckpt) if start is None else start, dtype=torch.float32)
+    y = mean.to(dev)[None, :, None, None] + s.sigma_0 * _noise(gens, (C, H, W)).to(dev)
     sigma = torch.full((n,), s.sigma_0, device=dev)
     active = torch.ones(n, dtype=torch.bool, device=dev)
     denoised = y.clone()

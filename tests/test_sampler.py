@@ -80,3 +80,24 @@ def test_bad_settings_and_classes(tiny_fg):
         SamplerSettings(beta=0)
     with pytest.raises(EngineError, match="unknown class 'nope'"):
         run(tiny_fg, ClassTarget("nope"), n=1)
+
+
+def test_each_target_starts_at_its_own_mean_pixel(tiny_fg):
+    from engine.data import load_dataset
+    cfg = tiny_fg.train_config
+    data = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, cfg.n_per_class, cfg.seed)
+    a, b = 0, 3
+    class_mean = lambda c: torch.from_numpy(data.images[data.labels == c]).double().mean().float()
+    assert torch.allclose(tiny_fg.class_mean(a), class_mean(a).reshape(1), atol=1e-5)
+    assert torch.allclose(Interpolation(a, b, 0.25).start(tiny_fg),
+                          0.75 * tiny_fg.class_mean(a) + 0.25 * tiny_fg.class_mean(b))
+    assert torch.allclose(Switch(a, b, 0.1).start(tiny_fg), tiny_fg.class_mean(a))
+    imgs = torch.rand(2, *tiny_fg.shape) * 0.2
+    assert torch.allclose(ImageTarget(imgs).start(tiny_fg), imgs.mean(dim=(0, 2, 3)))
+    assert torch.equal(Unconditional().start(tiny_fg), tiny_fg.mean)
+    # y_0 = start + sigma_0 z with the same z under every target: the starts differ by the means,
+    # and an explicit start gives every target the same y_0 (the bifurcation experiment)
+    y0 = lambda target, **kw: next(sample(tiny_fg, target, n=2, seed=4, **kw)).y
+    diff = y0(ClassTarget(a)) - y0(ClassTarget(b))
+    assert torch.allclose(diff, (tiny_fg.class_mean(a) - tiny_fg.class_mean(b)).expand_as(diff), atol=1e-5)
+    assert torch.equal(y0(ClassTarget(a), start=tiny_fg.mean), y0(ClassTarget(b), start=tiny_fg.mean))
