@@ -152,7 +152,17 @@ def model_card(ckpt, mixture, report: dict) -> str:
                 + (f", targets pooled over {c.train_config.pool} partners" if c.kind == "feature_guided" else "")
                 + "\n"
                 f"- dataset `{c.train_config.dataset}`: {info.get('train_images', '?')} training crops, "
-                f"classes {', '.join(c.classes)}\n")
+                f"classes {', '.join(c.classes)}\n" + lineage(info.get("init")))
+
+    def lineage(init) -> str:
+        """The runs this one was fine-tuned from (`train --init`), newest first."""
+        out = ""
+        while init:
+            t = init["train_config"]
+            out += (f"- fine-tuned from `{init['path']}`: {init['step']} steps at batch {t['batch']}, lr {t['lr']:g}, "
+                    f"loss weight 1 + ({t['sigma_data']:g} / sigma)^2, {(init.get('wall_seconds') or 0) / 60:.0f} min\n")
+            init = init.get("init")
+        return out
     lines = ["# Model card", "", "## Feature-guided model", run_facts(ckpt)]
     if mixture is not None:
         lines += ["## Mixture model (baseline)", run_facts(mixture)]

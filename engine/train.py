@@ -9,15 +9,15 @@ Noise law (our choice): per image, half the draws log-uniform on [0.005, sigma_m
 (detail at small sigma, where the sampler spends most of its steps) and half uniform on
 [0, sigma_max] (coverage of the large sigma where conditioning matters most).
 
-Noise-level weighting (`sigma_data`, our choice; off by default, as in the shipped models): each
-image's squared error can be weighted by 1 + (sigma_data / sigma)^2 - plain MSE at large sigma,
-the noise-prediction loss at small sigma (the weighting of Karras et al. 2022, EDM). Why: the
-plain MSE is dominated by the large sigma, and the first shipped model returned 32.8 dB for a 40 dB
-input at sigma 0.01 - it smoothed away the fine detail, so its sampler settled on smooth images.
-What we measured (README, "How we got here"): at sigma_data 0.1 (sigma_max 3, 5000 steps) sigma 0.01
-becomes near-perfect (39.6 dB) but the network now under-denoises between (21.8 dB at sigma 0.1,
-input 20 dB), its noise estimate is too low, and the sampler stops with noise left in the
-images. The weight is still the one denoising loss of DESIGN.md 3, with a weight per noise level.
+Noise-level weighting (`sigma_data`, our choice): each image's squared error can be weighted by
+1 + (sigma_data / sigma)^2 - plain MSE at large sigma, the noise-prediction loss at small sigma
+(the weighting of Karras et al. 2022, EDM). Why: the plain MSE is dominated by the large sigma,
+and a plainly trained network damages what it is given at small sigma (the first shipped model
+returned 32.8 dB for a 40 dB input at sigma 0.01), so the sampler's last steps wash the texture
+out. Trained from scratch with it (sigma_data 0.1 or 0.03, 5000 steps) the network under-denoised
+at sigma 0.1 (README, "How we got here"); the shipped models are instead trained plainly for
+10000 steps, then fine-tuned (`--init`) with sigma_data 0.05 at a lower learning rate.
+The weight is still the one denoising loss of DESIGN.md 3, with a weight per noise level.
 
 Pooled targets (`pool`, our choice beyond DESIGN.md 3): with a single partner, phi(x' + sigma z')
 says no more about the class than the image's own phi(x + sigma z), so replacing one by the
@@ -31,7 +31,7 @@ Matched blocks (ModelConfig.matched_blocks): the shipped model matches mid and d
 The output convolution turns dec1's channel means into the output's spatial mean, so projecting
 dec1 sets the denoised image's brightness from the target instead of the image; every run that
 matched dec1 lost to the mixture model (README, "How we got here"), while mid,dec2 with pool 4
-beats it at every sigma after 10000 steps.
+beat it at every sigma after 10000 plain steps (after the fine-tune, only up to sigma 0.2: README).
 """
 from __future__ import annotations
 

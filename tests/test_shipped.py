@@ -12,6 +12,7 @@ PER_CLASS = 4
 # assets/MODEL_CARD.md): the check is kept at the real bar and marked as a known failure,
 # so it turns into an unexpected pass, visibly, once a better model is shipped.
 ACCURACY_BAR = 0.9
+REGRESSION_FLOOR = 0.3
 
 
 @pytest.fixture(scope="module")
@@ -26,17 +27,29 @@ def test_shipped_models_load_with_centroids(shipped):
     assert shipped.centroids is not None and shipped.centroids.table.shape[0] == len(shipped.classes)
 
 
-@pytest.mark.xfail(reason="shipped model below the 90% class-accuracy bar; see assets/MODEL_CARD.md", strict=False)
-def test_shipped_conditional_samples_are_of_their_class(shipped):
+@pytest.fixture(scope="module")
+def sample_accuracy(shipped):
+    """Class accuracy of 4 samples per class (fixed seeds) by the independent classifier."""
     clf = load_classifier(shipped, progress=False)
     preds, labels = [], []
     for c, name in enumerate(shipped.classes):
         x, _ = run(shipped, ClassTarget(name), n=PER_CLASS, seed=100 + c)
         preds.append(clf.predict(x))
         labels.append(np.full(PER_CLASS, c))
-    accuracy = float((np.concatenate(preds) == np.concatenate(labels)).mean())
-    # a regression guard on 40 samples; the full figures (32 per class) are in assets/MODEL_CARD.md
-    assert accuracy >= ACCURACY_BAR, f"class accuracy of samples {accuracy:.2f}"
+    return float((np.concatenate(preds) == np.concatenate(labels)).mean())
+
+
+@pytest.mark.xfail(reason="shipped model below the 90% class-accuracy bar; see assets/MODEL_CARD.md", strict=False)
+def test_shipped_conditional_samples_are_of_their_class(sample_accuracy):
+    # the full figures (32 per class) are in assets/MODEL_CARD.md
+    assert sample_accuracy >= ACCURACY_BAR, f"class accuracy of samples {sample_accuracy:.2f}"
+
+
+def test_shipped_samples_are_well_above_chance(shipped, sample_accuracy):
+    # A regression guard that must pass: the shipped model scores 0.475 on these 40 samples
+    # (0.41 on the 320 of assets/evaluation.json); chance is 1 / 10. The model shipped before,
+    # whose samples were mid-grey blobs, scores 0.225 here and fails it.
+    assert sample_accuracy >= REGRESSION_FLOOR, f"class accuracy of samples {sample_accuracy:.2f}"
 
 
 def test_independent_classifier_tells_real_test_crops_apart(shipped):
