@@ -139,9 +139,9 @@ class Checkpoint:
 
     def class_mean(self, name: str | int) -> torch.Tensor:
         """(C,) mean pixel of a class's training images (the data mean for older tables)."""
-        table = self.require_centroids()
-        i = table.index(name)
-        return self.mean.clone() if table.means is None else table.means[i].cpu()
+        i = self.class_index(name)
+        means = self.centroids.means
+        return self.mean.clone() if means is None else means[i].cpu()
 
     def sample(self, target=None, **kwargs):
         """Generator of sampling steps; see sampler.sample."""
