@@ -5,6 +5,8 @@
 - class accuracy of conditional samples, per class;
 - diversity ratio: mean pairwise L2 distance between samples of a class over the same
   figure for real test crops of the class (1: as diverse as real data);
+- contrast ratio: mean per-image pixel standard deviation of a class's samples over the same
+  figure for its real test crops (below 1: flatter than real images; a diagnostic, no bar);
 - memorisation ratio: median L2 distance from each sample to its nearest training crop,
   over the same figure for real test crops (1: samples are as far from the training set
   as unseen real images; near 0: copies);
@@ -97,7 +99,7 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
               "sampler": vars(settings or SamplerSettings()),
               "classifier_test_accuracy": float((clf.predict(test.images) == test.labels).mean())}
 
-    acc, div, nfe = {}, {}, []
+    acc, div, contrast, nfe = {}, {}, {}, []
     samples_all = []
     for c, name in enumerate(tqdm(ckpt.classes, desc="sampling", disable=not progress, file=sys.stderr)):
         last = None
@@ -109,12 +111,15 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
         acc[name] = float((clf.predict(x) == c).mean())
         real = test.of_class(c)[:per_class]
         div[name] = mean_pairwise_distance(x) / mean_pairwise_distance(real)
+        contrast[name] = float(x.std(axis=(1, 2, 3)).mean() / real.std(axis=(1, 2, 3)).mean())
     samples = np.concatenate(samples_all)
     report["class_accuracy"] = acc
     report["mean_class_accuracy"] = float(np.mean(list(acc.values())))
     report["min_class_accuracy"] = float(min(acc.values()))
     report["diversity_per_class"] = div
     report["diversity_ratio"] = float(np.mean(list(div.values())))
+    report["contrast_per_class"] = contrast
+    report["contrast_ratio"] = float(np.mean(list(contrast.values())))
 
     test_sub = np.concatenate([test.of_class(c)[:per_class] for c in range(len(ckpt.classes))])
     d_samples = nearest_distance(samples, train.images)
@@ -172,6 +177,7 @@ def model_card(ckpt, mixture, report: dict) -> str:
               f"mean {report['mean_class_accuracy']:.3f}, lowest {report['min_class_accuracy']:.3f}",
               "  - " + ", ".join(f"{k} {v:.2f}" for k, v in report["class_accuracy"].items()),
               f"- diversity ratio: {report['diversity_ratio']:.3f}",
+              f"- contrast ratio (sample pixel std over real): {report['contrast_ratio']:.3f}",
               f"- memorisation ratio: {report['memorisation_ratio']:.3f}",
               f"- network evaluations per sample: {report['nfe_per_sample']:.1f}"]
     if "timing" in report:
