@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sigma-data", type=float, default=TrainConfig.sigma_data,
                    help="weight each image's squared error by 1 + (SIGMA_DATA / sigma)^2 so small noise "
                         f"levels are trained too; 0 = plain MSE (default {TrainConfig.sigma_data})")
+    t.add_argument("--ema", type=float, default=TrainConfig.ema,
+                   help="keep an exponential moving average of the weights with this decay (e.g. 0.999) "
+                        f"and ship it in model.pt; 0 = off, the final weights (default {TrainConfig.ema})")
     t.add_argument("--n-per-class", type=_positive(int), default=None,
                    help="training images per class (default: the dataset's, 2000 for built-ins)")
     t.add_argument("--seed", type=int, default=0)
@@ -149,7 +152,7 @@ def cmd_train(a) -> int:
     from .config import ModelConfig
     from .train import train
     cfg = TrainConfig(dataset=a.dataset, kind=a.kind, steps=a.steps, batch=a.batch, lr=a.lr, pool=a.pool,
-                      sigma_data=a.sigma_data, sigma_max=a.sigma_max,
+                      sigma_data=a.sigma_data, sigma_max=a.sigma_max, ema=a.ema,
                       n_per_class=a.n_per_class, seed=a.seed, checkpoint_every=a.checkpoint_every,
                       device=a.device, model=ModelConfig(channels=a.channels, size=a.size, widths=a.widths,
                                                          matched_blocks=a.matched))

@@ -77,6 +77,9 @@ class TrainConfig:
     # Feature-guided only: each image is conditioned on the mean phi of `pool` same-class
     # partners at its sigma (1: a single partner, as in DESIGN.md 3). See train.py.
     pool: int = 1
+    # Decay of an exponential moving average of the weights, kept beside the trained weights
+    # and used for model.pt (centroids, sampling); 0: off, the final weights are used. See train.py.
+    ema: float = 0.0
     seed: int = 0
     checkpoint_every: int = 250
     device: str = "auto"                    # auto | cpu | cuda
@@ -91,6 +94,8 @@ class TrainConfig:
             self.model.matched_blocks = ()
         elif not self.model.matched_blocks:
             raise EngineError("a feature-guided model needs at least one matched block")
+        if not 0 <= self.ema < 1:
+            raise EngineError(f"ema must be in [0, 1) (e.g. 0.999; 0: off), got {self.ema}")
         if self.sigma_data < 0:
             raise EngineError(f"sigma_data must be >= 0 (0: unweighted MSE), got {self.sigma_data}")
         for name in ("steps", "batch", "checkpoint_every", "pool"):

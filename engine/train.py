@@ -27,6 +27,11 @@ partners of the class at the same sigma makes the target a Monte-Carlo centroid,
 sampler's phibar_c(sigma), so conditioning pays off and is learned (0.8 dB correct-vs-wrong at
 sigma 0.1 after 500 steps with pool 8, against 0.1 dB with one partner).
 
+Weight average (`ema`, the practice of diffusion models since Ho et al. 2020): with ema > 0 an
+exponential moving average of the weights (and of the norms' running deviations) is kept beside
+the trained ones, checkpointed with them, and is what model.pt holds; train_state.pt keeps both,
+so the two can be compared on the same run.
+
 Matched blocks (ModelConfig.matched_blocks): the shipped model matches mid and dec2, not dec1.
 The output convolution turns dec1's channel means into the output's spatial mean, so projecting
 dec1 sets the denoised image's brightness from the target instead of the image; every run that
@@ -44,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from .centroids import compute_centroids
@@ -171,6 +177,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
     channels_last = device.type == "cpu"          # ~20% faster convolutions on CPU
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    average = None
+    if cfg.ema:
+        # starts as a copy of the (initial, fine-tuning or resumed) weights
+        average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+        if state is not None and state.get("ema") is not None:
+            average.load_state_dict(state["ema"])        # with its count: no restart from a copy
     guided = cfg.kind == "feature_guided"
     model.train()
 
@@ -183,6 +195,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
         s = model_state(model, cfg, data.classes, mean, step, None, info())
         s["optimizer"] = opt.state_dict()
         s["rng"] = gen.get_state()
+        s["ema"] = average.state_dict() if average is not None else None
         save_atomic(s, out / STATE_FILE)
 
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, file=sys.stderr,
@@ -218,6 +231,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if average is not None:
+            average.update_parameters(model)
         step += 1
         value = mse.mean().item()             # shown and logged: the plain MSE (PSNR)
         if not math.isfinite(loss.item()):
@@ -236,6 +251,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
 
     # The mixture model gets a table too: the analyses compare both embeddings (fig. 4).
     log("computing the centroid table ...")
+    if average is not None:
+        model = average.module
     model = model.to(memory_format=torch.contiguous_format)
     centroids = compute_centroids(model, data.images, data.labels, data.classes, seed=cfg.seed)
     save_atomic(model_state(model, cfg, data.classes, mean, step, centroids, info()), out / MODEL_FILE)

@@ -49,8 +49,9 @@ def _run_cli(*args, **kw):
 
 
 def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path):
+    # with a weight average, so its state (and count) must survive the kill too
     args = ["train", "--steps", "40", "--batch", "8", "--widths", "8,16", "--size", "16", "--n-per-class", "16",
-            "--checkpoint-every", "10", "--device", "cpu", "--quiet"]
+            "--checkpoint-every", "10", "--device", "cpu", "--ema", "0.9", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     straight = _run_cli(*args, "--out", str(tmp_path / "a"), env=env)
     assert straight.returncode == 0, straight.stderr
@@ -73,6 +74,11 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path):
     assert a["step"] == b["step"] == 40
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+    # model.pt holds the average, train_state.pt both it and the trained weights
+    state = torch.load(out / STATE_FILE, weights_only=False)
+    for k, v in b["model"].items():
+        assert torch.equal(v, state["ema"]["module." + k]), k
+    assert any(not torch.equal(v, state["model"][k]) for k, v in b["model"].items() if "weight" in k)
 
 
 def test_new_run_refuses_to_overwrite(tmp_path):
