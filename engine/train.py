@@ -275,8 +275,8 @@ def recompute_centroids(path: str | Path, per_class: int = 256, seed: int = 0, d
     state["centroids"] = table.state()
     target = Path(state.pop("path"))
     if target.name == STATE_FILE:
-        state.pop("optimizer", None)
-        state.pop("rng", None)
+        for key in ("optimizer", "rng", "ema"):       # training-only state; the trained weights stay
+            state.pop(key, None)
         target = target.with_name(MODEL_FILE)
     save_atomic(state, target)
     log(f"wrote centroids for {len(data.classes)} classes x {len(table.sigmas)} sigmas to {target}")
