@@ -155,6 +155,7 @@ def model_card(ckpt, mixture, report: dict) -> str:
                 f"- noise levels up to sigma {c.train_config.sigma_max:g}, loss weight 1 + "
                 f"({c.train_config.sigma_data:g} / sigma)^2"
                 + (f", targets pooled over {c.train_config.pool} partners" if c.kind == "feature_guided" else "")
+                + (f", weights averaged (ema {c.train_config.ema:g})" if c.train_config.ema else "")
                 + "\n"
                 f"- dataset `{c.train_config.dataset}`: {info.get('train_images', '?')} training crops, "
                 f"classes {', '.join(c.classes)}\n" + lineage(info.get("init")))
