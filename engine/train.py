@@ -30,7 +30,8 @@ sigma 0.1 after 500 steps with pool 8, against 0.1 dB with one partner).
 Weight average (`ema`, the practice of diffusion models since Ho et al. 2020): with ema > 0 an
 exponential moving average of the weights (and of the norms' running deviations) is kept beside
 the trained ones, checkpointed with them, and is what model.pt holds; train_state.pt keeps both,
-so the two can be compared on the same run.
+so the two can be compared on the same run. Measured on the shipped recipe: no gain (README, "How
+we got here") - the learning rate already decays to 1/50 of its peak, which averages too.
 
 Matched blocks (ModelConfig.matched_blocks): the shipped model matches mid and dec2, not dec1.
 The output convolution turns dec1's channel means into the output's spatial mean, so projecting
@@ -179,7 +180,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
         model = model.to(memory_format=torch.channels_last)
     average = None
     if cfg.ema:
-        # starts as a copy of the (initial, fine-tuning or resumed) weights
+        # the first update copies the weights, later ones average them in
         average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
         if state is not None and state.get("ema") is not None:
             average.load_state_dict(state["ema"])        # with its count: no restart from a copy

@@ -80,7 +80,7 @@ def gaussian_samples(x: np.ndarray, lab: np.ndarray, classes: list[str], test: n
     for c, name in enumerate(classes):
         xc = x[lab == c]
         draws = rng.multivariate_normal(xc.mean(0), np.cov(xc, rowvar=False), size=n, method="eigh")
-        draws = np.clip(draws, 0, 1).reshape(n, 1, 32, 32).astype(np.float32)
+        draws = np.clip(draws, 0, 1).reshape(n, *test.shape[1:]).astype(np.float32)
         accuracy.append(float((clf.predict(draws) == c).mean()))
         contrast.append(float(draws.std(axis=(1, 2, 3)).mean() / test[test_labels == c].std(axis=(1, 2, 3)).mean()))
         print(f"gaussian samples of {name}: accuracy {accuracy[-1]:.2f}, contrast {contrast[-1]:.2f}", flush=True)
