@@ -81,10 +81,11 @@ def compute_centroids(model, images: np.ndarray, labels: np.ndarray, classes: li
     was_training = model.training
     model.eval()
     for c in range(K):
-        x = torch.from_numpy(images[labels == c][:per_class])
-        if len(x) == 0:
+        members = torch.from_numpy(images[labels == c])
+        if len(members) == 0:
             raise EngineError(f"class '{classes[c]}' has no images to compute its centroid")
-        means[c] = torch.from_numpy(images[labels == c]).double().mean(dim=(0, 2, 3)).float()
+        means[c] = members.double().mean(dim=(0, 2, 3)).float()
+        x = members[:per_class]
         for s, sigma in enumerate(sigmas):
             phis = []
             for i in range(0, len(x), batch):
