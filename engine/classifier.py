@@ -77,6 +77,14 @@ def train_classifier(key: dict, steps: int | None = None, batch: int = 128, seed
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
     x_all, y_all = torch.from_numpy(train.images), torch.from_numpy(train.labels)
     net.train()
+    with torch.enable_grad():                   # callers may sit inside torch.no_grad()
+        _fit(net, opt, sched, x_all, y_all, steps, batch, gen, progress)
+    clf = Classifier(net, train.classes, 0.0, key)
+    clf.test_accuracy = float((clf.predict(test.images) == test.labels).mean())
+    return clf
+
+
+def _fit(net, opt, sched, x_all, y_all, steps: int, batch: int, gen: torch.Generator, progress: bool) -> None:
     for _ in tqdm(range(steps), desc="classifier", disable=not progress, file=sys.stderr):
         idx = torch.randint(len(y_all), (batch,), generator=gen)
         x = x_all[idx]
@@ -88,9 +96,6 @@ def train_classifier(key: dict, steps: int | None = None, batch: int = 128, seed
         loss.backward()
         opt.step()
         sched.step()
-    clf = Classifier(net, train.classes, 0.0, key)
-    clf.test_accuracy = float((clf.predict(test.images) == test.labels).mean())
-    return clf
 
 
 def load_classifier(ckpt, progress: bool = True) -> Classifier:

@@ -110,6 +110,12 @@ class UNet(nn.Module):
                 return p
             return p.view(b // pool, pool, -1).mean(1).repeat_interleave(pool, dim=0)
 
+        # the references are needed only up to the last matched block (their phi there is
+        # the target); after it they are dropped, which saves the full-size decoder block's
+        # work on them and keeps their unprojected activations out of its norm statistics
+        matched = [n for n in self.config.block_names if n in self.gains]
+        last_matched = matched[-1] if reference is not None and matched else None
+
         def visit(name: str, a: torch.Tensor) -> torch.Tensor:
             if name in self.layout.slices:
                 phis[name] = channel_means(a)
@@ -118,6 +124,9 @@ class UNet(nn.Module):
                     a = torch.cat([project(a[:b], pooled(phis[name][b:]), self.gains[name]), a[b:]])
                 elif target is not None:
                     a = project(a, targets[name], self.gains[name])
+            if name == last_matched:
+                a = a[:b]
+                skips[:] = [s[:b] for s in skips]
             return a
 
         skips = []
@@ -130,9 +139,9 @@ class UNet(nn.Module):
         for i in reversed(range(len(self.dec))):
             h = self.up[i](h)
             h = visit(f"dec{i + 1}", self.dec[i](torch.cat([h, skips[i]], dim=1)))
-        denoised = y - self.out(h)              # residual: the net predicts the noise
-        phi = torch.cat([phis[n] for n in self.layout.blocks], dim=1)
-        return denoised[:b], phi[:b]
+        denoised = y[:b] - self.out(h)          # residual: the net predicts the noise
+        phi = torch.cat([phis[n][:b] for n in self.layout.blocks], dim=1)
+        return denoised, phi
 
     def phi(self, y: torch.Tensor) -> torch.Tensor:
         """phi(y) of DESIGN.md 2: channel means of a plain (unprojected) pass."""

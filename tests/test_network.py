@@ -58,6 +58,21 @@ def test_reference_pass_equals_conditioning_on_the_reference_phi():
     assert torch.allclose(paired, explicit, atol=1e-5)
 
 
+def test_references_leave_after_the_last_matched_block():
+    # matched mid only: the references are dropped there, yet the result is the same
+    model = UNet(ModelConfig(widths=(8, 16, 32), size=16, matched_blocks=("mid",))).eval()
+    y, ref = torch.rand(4, 1, 16, 16), torch.rand(4, 1, 16, 16)
+    seen = []
+    model.dec[0].register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))   # dec1
+    with torch.no_grad():
+        paired, phi = model(y, reference=ref, pool=2)
+        target = model.phi(ref).view(2, 2, -1).mean(1).repeat_interleave(2, dim=0)
+        explicit, phi_explicit = model(y, target)
+    assert seen[0] == 4                       # dec1 saw the 4 images, not the 8 with references
+    assert torch.allclose(paired, explicit, atol=1e-5)
+    assert torch.allclose(phi, phi_explicit, atol=1e-5)
+
+
 def test_pooled_reference_conditions_on_the_mean_phi_of_the_group():
     model = UNet(ModelConfig(widths=(8, 16), size=16)).eval()
     y, ref = torch.rand(4, 1, 16, 16), torch.rand(4, 1, 16, 16)
