@@ -12,6 +12,11 @@ The same Gaussians are also the simplest *generative* reference: `--samples N` d
 from each class's Gaussian (its mean and covariance: a second-order texture model, no shapes),
 clips them to [0, 1] and scores them with the evaluation's independent classifier. A diffusion
 model's samples should beat this; README and docs/analysis.md quote both outputs.
+
+`--sampler` runs OUR sampler (engine.sampler, default settings) on those Gaussians, with their
+exact denoiser f(y) = mu + C (C + sigma^2 I)^-1 (y - mu) in place of the network (sigma: the
+sampler's own noise estimate). What it loses against the direct draws is the sampler's share of
+the gap between the model's samples and real crops; the rest is the network's.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from engine.checkpoint import load_checkpoint  # noqa: E402
 from engine.classifier import load_classifier  # noqa: E402
 from engine.data import load_dataset  # noqa: E402
 from engine.evaluate import psnr as image_psnr  # noqa: E402
+from engine.sampler import ClassTarget, run  # noqa: E402
 
 SIGMAS = (0.1, 0.5, 1.0)
 
@@ -50,6 +56,8 @@ def main() -> None:
     p.add_argument("--per-class", type=int, default=100, help="held-out crops per class (default 100)")
     p.add_argument("--samples", type=int, default=32,
                    help="Gaussian samples per class to classify (default 32; 0: skip)")
+    p.add_argument("--sampler", action="store_true",
+                   help="also draw them with engine.sampler and the exact Gaussian denoiser")
     a = p.parse_args()
     tr, te = load_dataset("textures", "train", 32, 1), load_dataset("textures", "test", 32, 1)
     x, lab = tr.images.reshape(len(tr), -1).astype(np.float64), tr.labels
@@ -69,22 +77,67 @@ def main() -> None:
               f"wrong class {psnr(wrong, clean):.2f} dB (gain {psnr(right, clean) - psnr(mixture, clean):+.2f} dB)",
               flush=True)
     if a.samples:
-        gaussian_samples(x, lab, tr.classes, te.images, te.labels, a.samples, rng)
+        clf = load_classifier(load_checkpoint(), progress=False)     # the shipped model's classifier
+        gaussians = Gaussians(x, lab, te.images.shape[1:])
+        draws = [gaussians.draw(c, a.samples, rng) for c in range(k)]
+        score("gaussian samples", draws, clf, tr.classes, te.images, te.labels)
+        if a.sampler:
+            walks = [run(gaussians, ClassTarget(c), n=a.samples, seed=100 + c)[0].numpy() for c in range(k)]
+            score("gaussian samples drawn by engine.sampler", walks, clf, tr.classes, te.images, te.labels)
 
 
-def gaussian_samples(x: np.ndarray, lab: np.ndarray, classes: list[str], test: np.ndarray,
-                     test_labels: np.ndarray, n: int, rng: np.random.Generator) -> None:
-    """Class accuracy and contrast (pixel std over real test crops' std) of Gaussian samples."""
-    clf = load_classifier(load_checkpoint(), progress=False)     # the shipped model's classifier
+class Gaussians:
+    """One Gaussian per class (mean and covariance of its training crops), with the exact
+    denoiser of each, dressed as a checkpoint for engine.sampler: a class's "centroid" at sigma
+    is (class, sigma), which tells the denoiser which Gaussian and which noise level."""
+    kind = "feature_guided"
+    device = torch.device("cpu")
+    phi_dim = 2
+
+    def __init__(self, x: np.ndarray, lab: np.ndarray, shape: tuple[int, ...]):
+        self.shape = tuple(shape)
+        self.mu, self.cov, self.eigvals, self.eigvecs = [], [], [], []
+        for c in range(lab.max() + 1):
+            xc = x[lab == c]
+            self.cov.append(np.cov(xc, rowvar=False))
+            val, vec = np.linalg.eigh(self.cov[-1])
+            self.mu.append(torch.from_numpy(xc.mean(0)))
+            self.eigvals.append(torch.from_numpy(np.clip(val, 0, None)))
+            self.eigvecs.append(torch.from_numpy(vec))
+
+    @property
+    def model(self):
+        return self                              # the sampler calls ckpt.model(y, phi*)
+
+    def draw(self, c: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        draws = rng.multivariate_normal(self.mu[c].numpy(), self.cov[c], size=n, method="eigh")
+        return np.clip(draws, 0, 1).reshape(n, *self.shape).astype(np.float32)
+
+    def centroid(self, name, sigma) -> torch.Tensor:
+        s = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1)
+        return torch.stack([torch.full_like(s, float(name)), s], 1)
+
+    def class_mean(self, name) -> torch.Tensor:
+        return self.mu[int(name)].mean().float().reshape(1)
+
+    def __call__(self, y: torch.Tensor, goal: torch.Tensor):
+        out = torch.empty_like(y)
+        for i, (c, s) in enumerate(goal.tolist()):
+            c, mu, vec = int(c), self.mu[int(c)], self.eigvecs[int(c)]
+            v = (y[i].double().flatten() - mu) @ vec
+            out[i] = (mu + vec @ (self.eigvals[c] / (self.eigvals[c] + s * s) * v)).view(self.shape).float()
+        return out, goal
+
+
+def score(what: str, samples: list[np.ndarray], clf, classes: list[str], test: np.ndarray,
+          test_labels: np.ndarray) -> None:
+    """Class accuracy and contrast (pixel std over real test crops' std), per class and mean."""
     accuracy, contrast = [], []
-    for c, name in enumerate(classes):
-        xc = x[lab == c]
-        draws = rng.multivariate_normal(xc.mean(0), np.cov(xc, rowvar=False), size=n, method="eigh")
-        draws = np.clip(draws, 0, 1).reshape(n, *test.shape[1:]).astype(np.float32)
+    for c, (name, draws) in enumerate(zip(classes, samples)):
         accuracy.append(float((clf.predict(draws) == c).mean()))
         contrast.append(float(draws.std(axis=(1, 2, 3)).mean() / test[test_labels == c].std(axis=(1, 2, 3)).mean()))
-        print(f"gaussian samples of {name}: accuracy {accuracy[-1]:.2f}, contrast {contrast[-1]:.2f}", flush=True)
-    print(f"gaussian samples ({n} per class): mean class accuracy {np.mean(accuracy):.3f}, "
+        print(f"{what}, {name}: accuracy {accuracy[-1]:.2f}, contrast {contrast[-1]:.2f}", flush=True)
+    print(f"{what} ({len(samples[0])} per class): mean class accuracy {np.mean(accuracy):.3f}, "
           f"lowest {min(accuracy):.2f}, mean contrast {np.mean(contrast):.2f}")
 
 
