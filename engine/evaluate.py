@@ -11,11 +11,18 @@
   over the same figure for real test crops (1: samples are as far from the training set
   as unseen real images; near 0: copies);
 - denoising PSNR on test crops, conditional (correct class centroid) vs mixture;
+- noise seen (a diagnostic, no bar): the blind noise estimate ||f(y, phibar) - y|| / sqrt(N)
+  over the true sigma, on test crops at small sigma, beside the same figure for the class's
+  linear (Wiener) denoiser, sqrt(mean_i sigma^2 / (lambda_i + sigma^2)) over the eigenvalues
+  lambda_i of its training crops' covariance. The sampler stops when the estimate falls below
+  sigma_L, so a network that sees less of the noise than the linear filter stops its walks with
+  that much noise left (README, "Sampler defaults");
 - network evaluations per sample and seconds per batch of 16.
 """
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 
@@ -28,6 +35,7 @@ from .data import load_dataset
 from .sampler import ClassTarget, SamplerSettings, run
 
 PSNR_SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0)
+NOISE_SEEN_SIGMAS = (0.01, 0.02, 0.05, 0.1, 0.2)
 
 
 def psnr(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -69,6 +77,30 @@ def denoising_psnr(ckpt, mixture, images: np.ndarray, labels: np.ndarray, sigmas
         if mixture is not None:
             mix = torch.cat([mixture.denoise(y[i:i + 256]) for i in range(0, len(x), 256)]).cpu()
             out["mixture"].append(float(psnr(mix, x).mean()))
+    return out
+
+
+@torch.no_grad()
+def noise_seen(ckpt, images: np.ndarray, labels: np.ndarray, train, sigmas=NOISE_SEEN_SIGMAS,
+               seed: int = 0) -> dict:
+    """Blind noise estimate over the true sigma: the network's (conditioned on the true class
+    at the true sigma) and the class's linear denoiser's, each averaged over classes."""
+    gen = torch.Generator().manual_seed(seed)
+    x, lab = torch.from_numpy(images), torch.from_numpy(labels)
+    n_pixels = x[0].numel()
+    eig = []
+    for c in range(len(ckpt.classes)):
+        crops = train.of_class(c).reshape(-1, n_pixels).astype(np.float64)
+        eig.append(np.clip(np.linalg.eigvalsh(np.cov(crops, rowvar=False)), 0, None))
+    out = {"sigma": list(sigmas), "network": [], "linear": []}
+    for sigma in sigmas:
+        y = x + sigma * torch.randn(x.shape, generator=gen)
+        s = torch.full((len(x),), float(sigma))
+        f = torch.cat([ckpt.denoise(y[i:i + 256], ckpt.centroid(lab[i:i + 256], s[i:i + 256]))
+                       for i in range(0, len(x), 256)]).cpu()
+        seen = (f - y).flatten(1).norm(dim=1) / math.sqrt(n_pixels) / sigma
+        out["network"].append(float(np.mean([seen[lab == c].mean() for c in lab.unique()])))
+        out["linear"].append(float(np.mean([np.sqrt(np.mean(sigma ** 2 / (e + sigma ** 2))) for e in eig])))
     return out
 
 
@@ -131,6 +163,7 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
     idx = np.concatenate([np.nonzero(test.labels == c)[0][:psnr_per_class] for c in range(len(ckpt.classes))])
     p = denoising_psnr(ckpt, mixture, test.images[idx], test.labels[idx], seed=seed)
     report["psnr"] = p
+    report["noise_seen"] = noise_seen(ckpt, test.images[idx], test.labels[idx], train, seed=seed)
     if mixture is not None:
         report["psnr_gain_db"] = {str(s): c - m for s, c, m in zip(p["sigma"], p["conditional"], p["mixture"])}
     if timing:
@@ -190,5 +223,13 @@ def model_card(ckpt, mixture, report: dict) -> str:
               "| conditional PSNR (dB) | " + " | ".join(f"{v:.2f}" for v in p["conditional"]) + " |"]
     if p["mixture"]:
         lines.append("| mixture PSNR (dB) | " + " | ".join(f"{v:.2f}" for v in p["mixture"]) + " |")
+    if "noise_seen" in report:
+        n = report["noise_seen"]
+        lines += ["", "Noise seen (blind estimate over the true sigma; 1: all of it; a diagnostic, see "
+                  "engine/evaluate.py):", "",
+                  "| sigma | " + " | ".join(f"{s:g}" for s in n["sigma"]) + " |",
+                  "|---" * (len(n["sigma"]) + 1) + "|",
+                  "| network | " + " | ".join(f"{v:.2f}" for v in n["network"]) + " |",
+                  "| linear denoiser of the class | " + " | ".join(f"{v:.2f}" for v in n["linear"]) + " |"]
     lines += ["", f"Sampler settings: {report['sampler']}", ""]
     return "\n".join(lines)

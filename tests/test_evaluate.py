@@ -1,0 +1,33 @@
+import numpy as np
+import torch
+
+from engine.evaluate import noise_seen
+
+
+class WhiteGaussian:
+    """Images of N(mu, lam I) with their exact (linear) denoiser, dressed as a checkpoint."""
+    classes = ["only"]
+    mu, lam = 0.5, 0.01
+
+    def __init__(self, n: int, rng: np.random.Generator):
+        self.images = (self.mu + np.sqrt(self.lam) * rng.standard_normal((n, 1, 4, 4))).astype(np.float32)
+
+    def of_class(self, c):
+        return self.images
+
+    def centroid(self, labels, sigma):
+        return sigma[:, None]                   # tells the fake denoiser the noise level
+
+    def denoise(self, y, target):
+        s2 = target[:, :1, None, None] ** 2
+        return self.mu + self.lam / (self.lam + s2) * (y - self.mu)
+
+
+def test_noise_seen_by_the_exact_linear_denoiser_is_the_linear_figure():
+    g = WhiteGaussian(20000, np.random.default_rng(0))
+    sigmas = (0.02, 0.1, 0.5)
+    out = noise_seen(g, g.images[:4000], np.zeros(4000, dtype=np.int64), g, sigmas=sigmas)
+    expected = [s / np.sqrt(g.lam + s ** 2) for s in sigmas]       # all eigenvalues are lam
+    np.testing.assert_allclose(out["linear"], expected, rtol=0.02)
+    np.testing.assert_allclose(out["network"], expected, rtol=0.03)
+    assert out["sigma"] == list(sigmas)
