@@ -12,7 +12,7 @@ PER_CLASS = 4
 # assets/MODEL_CARD.md): the check is kept at the real bar and marked as a known failure,
 # so it turns into an unexpected pass, visibly, once a better model is shipped.
 ACCURACY_BAR = 0.9
-REGRESSION_FLOOR = 0.3
+REGRESSION_FLOOR = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +46,9 @@ def test_shipped_conditional_samples_are_of_their_class(sample_accuracy):
 
 
 def test_shipped_samples_are_well_above_chance(sample_accuracy):
-    # A regression guard that must pass: the shipped model scores 0.45 on these 40 samples
-    # (0.48 on the 320 of assets/evaluation.json); chance is 1 / 10. The model shipped two
-    # versions back, whose samples were mid-grey blobs, scores 0.225 here and fails it.
+    # A regression guard that must pass: the shipped model scores 0.65 on these 40 samples
+    # (0.606 on the 320 of assets/evaluation.json); chance is 1 / 10. The model shipped before
+    # it (14000 fewer fine-tuning steps) scores 0.50 here at the same sampler settings.
     assert sample_accuracy >= REGRESSION_FLOOR, f"class accuracy of samples {sample_accuracy:.2f}"
 
 
