@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .analysis import conditioned_denoise, plain_denoise
 from .classifier import load_classifier
 from .data import load_dataset
 from .sampler import ClassTarget, SamplerSettings, run
@@ -66,17 +67,12 @@ def denoising_psnr(ckpt, mixture, images: np.ndarray, labels: np.ndarray, sigmas
     """Mean PSNR of f(y, phibar_class(sigma)) and of the mixture's f(y) at each sigma."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.from_numpy(images)
-    lab = torch.from_numpy(labels)
     out = {"sigma": list(sigmas), "conditional": [], "mixture": []}
     for sigma in sigmas:
         y = x + sigma * torch.randn(x.shape, generator=gen)
-        s = torch.full((len(x),), float(sigma))
-        cond = torch.cat([ckpt.denoise(y[i:i + 256], ckpt.centroid(lab[i:i + 256], s[i:i + 256]))
-                          for i in range(0, len(x), 256)]).cpu()
-        out["conditional"].append(float(psnr(cond, x).mean()))
+        out["conditional"].append(float(psnr(conditioned_denoise(ckpt, y, labels, sigma), x).mean()))
         if mixture is not None:
-            mix = torch.cat([mixture.denoise(y[i:i + 256]) for i in range(0, len(x), 256)]).cpu()
-            out["mixture"].append(float(psnr(mix, x).mean()))
+            out["mixture"].append(float(psnr(plain_denoise(mixture, y), x).mean()))
     return out
 
 
@@ -86,7 +82,7 @@ def noise_seen(ckpt, images: np.ndarray, labels: np.ndarray, train, sigmas=NOISE
     """Blind noise estimate over the true sigma: the network's (conditioned on the true class
     at the true sigma) and the class's linear denoiser's, each averaged over classes."""
     gen = torch.Generator().manual_seed(seed)
-    x, lab = torch.from_numpy(images), torch.from_numpy(labels)
+    x = torch.from_numpy(images)
     n_pixels = x[0].numel()
     eig = []
     for c in range(len(ckpt.classes)):
@@ -95,11 +91,9 @@ def noise_seen(ckpt, images: np.ndarray, labels: np.ndarray, train, sigmas=NOISE
     out = {"sigma": list(sigmas), "network": [], "linear": []}
     for sigma in sigmas:
         y = x + sigma * torch.randn(x.shape, generator=gen)
-        s = torch.full((len(x),), float(sigma))
-        f = torch.cat([ckpt.denoise(y[i:i + 256], ckpt.centroid(lab[i:i + 256], s[i:i + 256]))
-                       for i in range(0, len(x), 256)]).cpu()
-        seen = (f - y).flatten(1).norm(dim=1) / math.sqrt(n_pixels) / sigma
-        out["network"].append(float(np.mean([seen[lab == c].mean() for c in lab.unique()])))
+        f = conditioned_denoise(ckpt, y, labels, sigma)
+        seen = ((f - y).flatten(1).norm(dim=1) / math.sqrt(n_pixels) / sigma).numpy()
+        out["network"].append(float(np.mean([seen[labels == c].mean() for c in np.unique(labels)])))
         out["linear"].append(float(np.mean([np.sqrt(np.mean(sigma ** 2 / (e + sigma ** 2))) for e in eig])))
     return out
 
