@@ -1,5 +1,4 @@
 import numpy as np
-import torch
 
 from engine.evaluate import noise_seen
 
