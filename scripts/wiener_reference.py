@@ -38,14 +38,6 @@ from engine.sampler import ClassTarget, run  # noqa: E402
 SIGMAS = (0.1, 0.5, 1.0)
 
 
-def wiener(train: np.ndarray, sigma: float):
-    """The linear MMSE denoiser of the Gaussian with train's mean and covariance."""
-    mu = train.mean(0)
-    cov = np.cov(train, rowvar=False)
-    gain = np.linalg.solve(cov + sigma ** 2 * np.eye(len(mu)), cov).T      # C (C + s^2 I)^-1
-    return lambda y: mu + (y - mu) @ gain
-
-
 def psnr(estimate: np.ndarray, clean: np.ndarray) -> float:
     """Mean PSNR of flattened estimates, clipped to [0, 1] as a denoised image would be."""
     return float(image_psnr(torch.from_numpy(np.clip(estimate, 0, 1)), torch.from_numpy(clean)).mean())
@@ -65,20 +57,20 @@ def main() -> None:
     sel = np.concatenate([np.nonzero(te.labels == c)[0][:a.per_class] for c in range(k)])
     clean, tlab = te.images[sel].reshape(len(sel), -1).astype(np.float64), te.labels[sel]
     rng = np.random.default_rng(0)
+    gaussians = Gaussians(x, lab, te.images.shape[1:])
+    everything = Gaussians(x, np.zeros_like(lab), te.images.shape[1:])    # the mixture's Gaussian
     for s in SIGMAS:
         y = clean + s * rng.standard_normal(clean.shape)
-        per_class = [wiener(x[lab == c], s) for c in range(k)]
-        mixture = wiener(x, s)(y)
+        mixture = everything.denoise(0, y, s)
         right, wrong = np.empty_like(y), np.empty_like(y)
         for c in range(k):
             m = tlab == c
-            right[m], wrong[m] = per_class[c](y[m]), per_class[(c + 3) % k](y[m])
+            right[m], wrong[m] = gaussians.denoise(c, y[m], s), gaussians.denoise((c + 3) % k, y[m], s)
         print(f"sigma {s}: linear mixture {psnr(mixture, clean):.2f} dB, class {psnr(right, clean):.2f} dB, "
               f"wrong class {psnr(wrong, clean):.2f} dB (gain {psnr(right, clean) - psnr(mixture, clean):+.2f} dB)",
               flush=True)
     if a.samples:
         clf = load_classifier(load_checkpoint(), progress=False)     # the shipped model's classifier
-        gaussians = Gaussians(x, lab, te.images.shape[1:])
         draws = [gaussians.draw(c, a.samples, rng) for c in range(k)]
         score("gaussian samples", draws, clf, tr.classes, te.images, te.labels)
         if a.sampler:
@@ -87,8 +79,9 @@ def main() -> None:
 
 
 class Gaussians:
-    """One Gaussian per class (mean and covariance of its training crops), with the exact
-    denoiser of each, dressed as a checkpoint for engine.sampler: a class's "centroid" at sigma
+    """One Gaussian per class (mean and covariance of its training crops) with the exact
+    (linear, Wiener) denoiser of each, mu + C (C + sigma^2 I)^-1 (y - mu), computed in C's
+    eigenbasis. Also dressed as a checkpoint for engine.sampler: a class's "centroid" at sigma
     is (class, sigma), which tells the denoiser which Gaussian and which noise level."""
     kind = "feature_guided"
     device = torch.device("cpu")
@@ -101,16 +94,16 @@ class Gaussians:
             xc = x[lab == c]
             self.cov.append(np.cov(xc, rowvar=False))
             val, vec = np.linalg.eigh(self.cov[-1])
-            self.mu.append(torch.from_numpy(xc.mean(0)))
-            self.eigvals.append(torch.from_numpy(np.clip(val, 0, None)))
-            self.eigvecs.append(torch.from_numpy(vec))
+            self.mu.append(xc.mean(0))
+            self.eigvals.append(np.clip(val, 0, None))
+            self.eigvecs.append(vec)
 
     @property
     def model(self):
         return self                              # the sampler calls ckpt.model(y, phi*)
 
     def draw(self, c: int, n: int, rng: np.random.Generator) -> np.ndarray:
-        draws = rng.multivariate_normal(self.mu[c].numpy(), self.cov[c], size=n, method="eigh")
+        draws = rng.multivariate_normal(self.mu[c], self.cov[c], size=n, method="eigh")
         return np.clip(draws, 0, 1).reshape(n, *self.shape).astype(np.float32)
 
     def centroid(self, name, sigma) -> torch.Tensor:
@@ -118,15 +111,18 @@ class Gaussians:
         return torch.stack([torch.full_like(s, float(name)), s], 1)
 
     def class_mean(self, name) -> torch.Tensor:
-        return self.mu[int(name)].mean().float().reshape(1)
+        return torch.tensor([self.mu[int(name)].mean()], dtype=torch.float32)
+
+    def denoise(self, c: int, y: np.ndarray, sigma: float) -> np.ndarray:
+        """The exact denoiser of Gaussian c at noise level sigma, for flat images y (n, N)."""
+        v = (y - self.mu[c]) @ self.eigvecs[c]
+        return self.mu[c] + (self.eigvals[c] / (self.eigvals[c] + sigma ** 2) * v) @ self.eigvecs[c].T
 
     def __call__(self, y: torch.Tensor, goal: torch.Tensor):
-        out = torch.empty_like(y)
-        for i, (c, s) in enumerate(goal.tolist()):
-            c, mu, vec = int(c), self.mu[int(c)], self.eigvecs[int(c)]
-            v = (y[i].double().flatten() - mu) @ vec
-            out[i] = (mu + vec @ (self.eigvals[c] / (self.eigvals[c] + s * s) * v)).view(self.shape).float()
-        return out, goal
+        """ckpt.model(y, phi*) for engine.sampler: each image denoised at its own (class, sigma)."""
+        flat = y.double().flatten(1).numpy()
+        out = np.stack([self.denoise(int(c), flat[i:i + 1], s)[0] for i, (c, s) in enumerate(goal.tolist())])
+        return torch.from_numpy(out).float().view_as(y), goal
 
 
 def score(what: str, samples: list[np.ndarray], clf, classes: list[str], test: np.ndarray,
