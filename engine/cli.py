@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--matched", type=_names, default=None,
                    help="blocks whose channel means are projected (default: mid and decoder blocks, "
                    "mid,dec2,dec1 for three scales)")
-    t.add_argument("--steps", type=_positive(int), default=5000, help="optimizer steps (default 5000)")
+    t.add_argument("--steps", type=_positive(int), default=None,
+                   help=f"optimizer steps in all (default {TrainConfig.steps}; with --resume the run's own, "
+                        "or a larger number to extend it)")
     t.add_argument("--batch", type=_positive(int), default=32, help="batch size (default 32)")
     t.add_argument("--lr", type=_positive(float), default=2e-3, help="peak learning rate (default 2e-3)")
     t.add_argument("--pool", type=_positive(int), default=TrainConfig.pool,
@@ -72,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=_positive(int), default=250)
     t.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     t.add_argument("--out", required=True, help="run folder")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint, with the config saved in it "
+                        "(other options are ignored, except --steps)")
     t.add_argument("--init", default=None, metavar="CHECKPOINT",
                    help="fine-tune: start from this checkpoint's weights and network config, with this "
                         "run's steps, schedule and loss (a new run; not with --resume)")
@@ -151,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(a) -> int:
     from .config import ModelConfig
     from .train import train
-    cfg = TrainConfig(dataset=a.dataset, kind=a.kind, steps=a.steps, batch=a.batch, lr=a.lr, pool=a.pool,
+    # steps=None on --resume keeps the run's own count (train reads it from the checkpoint)
+    steps = a.steps if a.steps is not None or a.resume else TrainConfig.steps
+    cfg = TrainConfig(dataset=a.dataset, kind=a.kind, steps=steps, batch=a.batch, lr=a.lr, pool=a.pool,
                       sigma_data=a.sigma_data, sigma_max=a.sigma_max, ema=a.ema,
                       n_per_class=a.n_per_class, seed=a.seed, checkpoint_every=a.checkpoint_every,
                       device=a.device, model=ModelConfig(channels=a.channels, size=a.size, widths=a.widths,

@@ -99,6 +99,8 @@ class TrainConfig:
         if self.sigma_data < 0:
             raise EngineError(f"sigma_data must be >= 0 (0: unweighted MSE), got {self.sigma_data}")
         for name in ("steps", "batch", "checkpoint_every", "pool"):
+            if name == "steps" and self.steps is None:      # allowed when resuming: the run's own
+                continue
             if getattr(self, name) < 1:
                 raise EngineError(f"{name} must be at least 1")
         if self.batch % self.pool:

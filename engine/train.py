@@ -140,11 +140,16 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
         if not (out / STATE_FILE).is_file():
             raise EngineError(f"{out}: nothing to resume (no {STATE_FILE}); drop --resume to start a new run")
         state = read_file(out / STATE_FILE)
-        steps = cfg.steps
+        steps = cfg.steps                     # None: the run's own
         cfg = TrainConfig(**state["train_config"])
-        if steps != cfg.steps:
-            log(f"resume: extending the run from {cfg.steps} to {steps} steps")
+        if steps is not None and steps != cfg.steps:
+            if steps <= state["step"]:
+                raise EngineError(f"{out}: the run is already at step {state['step']}; give --steps above "
+                                  f"that to extend it, or leave --steps out to finish its {cfg.steps}")
+            log(f"resume: changing the run's length from {cfg.steps} to {steps} steps")
             cfg.steps = steps
+    elif cfg.steps is None:
+        raise EngineError("a new run needs a number of steps (--steps)")
     elif (out / STATE_FILE).exists():
         raise EngineError(f"{out} already holds a run; use --resume to continue it or choose another --out")
     device = pick_device(cfg.device)

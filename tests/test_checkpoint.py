@@ -68,7 +68,9 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path):
     assert killed_at % 10 == 0 and killed_at < 40, "the kill should land mid-run"
     assert not (out / MODEL_FILE).exists()
 
-    resumed = _run_cli(*args, "--out", str(out), "--resume", env=env)
+    # as a user resumes: without repeating --steps (the run keeps its own 40)
+    again = [a for a in args if a not in ("--steps", "40")]
+    resumed = _run_cli(*again, "--out", str(out), "--resume", env=env)
     assert resumed.returncode == 0, resumed.stderr
     a, b = (torch.load(p / MODEL_FILE, weights_only=False) for p in (tmp_path / "a", out))
     assert a["step"] == b["step"] == 40
@@ -79,6 +81,17 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path):
     for k, v in b["model"].items():
         assert torch.equal(v, state["ema"]["module." + k]), k
     assert any(not torch.equal(v, state["model"][k]) for k, v in b["model"].items() if "weight" in k)
+
+
+def test_resume_keeps_or_extends_the_runs_length(tmp_path):
+    quiet = dict(log=lambda *a: None, progress=False)
+    train(tiny_config(steps=2), tmp_path, **quiet)
+    with pytest.raises(EngineError, match="already at step 2"):
+        train(tiny_config(steps=1), tmp_path, resume=True, **quiet)
+    assert read_file(train(tiny_config(steps=None), tmp_path, resume=True, **quiet))["step"] == 2
+    assert read_file(train(tiny_config(steps=3), tmp_path, resume=True, **quiet))["step"] == 3
+    with pytest.raises(EngineError, match="--steps"):
+        train(tiny_config(steps=None), tmp_path / "new", **quiet)
 
 
 def test_new_run_refuses_to_overwrite(tmp_path):
