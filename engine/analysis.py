@@ -267,6 +267,12 @@ class DensityResult:
     spearman: float
     pearson_full: float
     spearman_full: float
+    # Per sigma of the grid (where the headline's mismatch comes from): the squared centroid
+    # distance at that sigma (matched blocks), the Pearson correlation of the integrand with it
+    # over pairs, and the share of D each sigma contributes (mean over pairs, trapezoid weights).
+    centroid_d2_by_sigma: np.ndarray | None = None   # (M, P)
+    local_pearson: np.ndarray | None = None          # (M,)
+    share: np.ndarray | None = None                  # (M,)
 
     def matrix(self) -> np.ndarray:
         """(K, K) symmetric matrix of density distances, zero diagonal."""
@@ -329,16 +335,27 @@ def density_distance(fg, images: np.ndarray, labels: np.ndarray, sigmas=None, pe
         both = expect[pairs[:, 0], np.arange(len(pairs))] + expect[pairs[:, 1], np.arange(len(pairs))]
         integrand[s] = both / sigma ** 3
     distance = integrate_log_sigma(integrand, sigmas)
-    ref = float(fg.centroids.sigmas[0]) if reference_sigma is None else float(reference_sigma)
-    cents = torch.stack([fg.centroid(c, ref) for c in range(k)]).cpu().numpy().astype(np.float64)
     matched = np.concatenate([np.arange(k_.start, k_.stop) for b, k_ in fg.layer_slices().items()
                               if b in fg.config.matched_blocks])
-    d2 = ((cents[pairs[:, 0]][:, matched] - cents[pairs[:, 1]][:, matched]) ** 2).sum(1)
-    d2_full = ((cents[pairs[:, 0]] - cents[pairs[:, 1]]) ** 2).sum(1)
+
+    def centroid_d2(sigma: float, dims=matched) -> np.ndarray:
+        cents = torch.stack([fg.centroid(c, sigma) for c in range(k)]).cpu().numpy().astype(np.float64)
+        return ((cents[pairs[:, 0]][:, dims] - cents[pairs[:, 1]][:, dims]) ** 2).sum(1)
+
+    ref = float(fg.centroids.sigmas[0]) if reference_sigma is None else float(reference_sigma)
+    d2, d2_full = centroid_d2(ref), centroid_d2(ref, slice(None))
     r, rho = correlations(d2, distance)
     r_full, rho_full = correlations(d2_full, distance)
+    by_sigma = np.stack([centroid_d2(float(sg)) for sg in sigmas])
+    local = np.array([correlations(by_sigma[s], integrand[s])[0] for s in range(len(sigmas))])
+    # each grid point's trapezoid weight in log sigma, so that the shares sum to 1
+    dl = np.diff(np.log(sigmas))
+    weight = np.concatenate([[0], dl / 2]) + np.concatenate([dl / 2, [0]])
+    part = integrand * sigmas[:, None] * weight[:, None]
+    share = (part / np.maximum(part.sum(0), 1e-300)).mean(1)
     return DensityResult(list(fg.classes), pairs, distance, d2, d2_full, sigmas, integrand, ref,
-                         list(fg.config.matched_blocks), min(len(b) for b in by_class), r, rho, r_full, rho_full)
+                         list(fg.config.matched_blocks), min(len(b) for b in by_class), r, rho, r_full, rho_full,
+                         by_sigma, local, share)
 
 
 def correlations(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -159,7 +159,15 @@ def embedding_figure(embedding, classes: list[str], labels: np.ndarray, extra_po
 
 def density_figure(result, highlight: int = 3) -> go.Figure:
     """Fig 5: density distance against the squared centroid distance, one point per class pair;
-    the `highlight` closest pairs in red, the most distant in blue."""
+    the `highlight` closest pairs in red, the most distant in blue. When the result carries the
+    per-sigma breakdown, a second panel shows, along the sigma grid, the Pearson correlation of
+    the integrand with the centroid distance at that sigma and each sigma's share of D."""
+    local = getattr(result, "local_pearson", None)
+    panels = local is not None
+    fig = (make_subplots(1, 2, column_widths=[0.62, 0.38], horizontal_spacing=0.12,
+                         subplot_titles=("over the whole sigma integral", "sigma by sigma"))
+           if panels else go.Figure())
+    at = dict(row=1, col=1) if panels else {}
     x, y = result.centroid_d2, result.density_distance
     names = [f"{result.classes[a]} / {result.classes[b]}" for a, b in result.pairs]
     order = np.argsort(y)
@@ -167,20 +175,31 @@ def density_figure(result, highlight: int = 3) -> go.Figure:
     if highlight:
         colour[order[:highlight]] = "#d62728"
         colour[order[-highlight:]] = "#1f77b4"
-    fig = go.Figure(go.Scatter(x=x, y=y, mode="markers", text=names, marker=dict(color=list(colour), size=9),
-                               hovertemplate="%{text}<br>centroid d\u00b2 %{x:.3g}<br>density distance %{y:.3g}"
-                               "<extra></extra>", showlegend=False))
+    fig.add_trace(go.Scatter(x=x, y=y, mode="markers", text=names, marker=dict(color=list(colour), size=9),
+                             hovertemplate="%{text}<br>centroid d\u00b2 %{x:.3g}<br>density distance %{y:.3g}"
+                             "<extra></extra>", showlegend=False), **at)
     if len(x) >= 2 and np.ptp(x) > 0:
         slope, icpt = np.polyfit(x, y, 1)
         xs = np.linspace(x.min(), x.max(), 2)
         fig.add_trace(go.Scatter(x=xs, y=slope * xs + icpt, mode="lines", line=dict(color="black", dash="dot"),
-                                 name="least-squares line"))
-    fig.add_annotation(xref="paper", yref="paper", x=0.02, y=0.98, showarrow=False, align="left",
+                                 name="least-squares line"), **at)
+    fig.add_annotation(xref="x domain" if panels else "paper", yref="y domain" if panels else "paper",
+                       x=0.02, y=0.98, showarrow=False, align="left",
                        text=f"Pearson {result.pearson:.3f}<br>Spearman {result.spearman:.3f}<br>"
                             f"{len(x)} class pairs", bgcolor="rgba(255,255,255,0.8)")
     fig.update_xaxes(title_text=f"||phibar_c - phibar_c'||\u00b2 (blocks {', '.join(result.blocks)}, "
-                                f"sigma {result.reference_sigma:g})")
-    fig.update_yaxes(title_text="density distance (symmetrised KL estimate)")
+                                f"sigma {result.reference_sigma:g})", **at)
+    fig.update_yaxes(title_text="density distance (symmetrised KL estimate)", **at)
+    if panels:
+        sig = np.asarray(result.sigmas)
+        fig.add_trace(go.Scatter(x=sig, y=local, mode="lines+markers", line=dict(color="#1f77b4"),
+                                 name="Pearson(integrand, centroid d\u00b2 at sigma)",
+                                 hovertemplate="sigma %{x:.3g}<br>Pearson %{y:.2f}<extra></extra>"), row=1, col=2)
+        fig.add_trace(go.Bar(x=sig, y=result.share, name="share of the density distance", opacity=0.45,
+                             marker_color="#7f7f7f", width=sig * 0.35,
+                             hovertemplate="sigma %{x:.3g}<br>share %{y:.2f}<extra></extra>"), row=1, col=2)
+        fig.update_xaxes(type="log", title_text="sigma", row=1, col=2)
+        fig.update_yaxes(range=[-1, 1.05], row=1, col=2)
     return _layout(fig, "Density distance vs squared centroid distance", height=520)
 
 

@@ -263,6 +263,8 @@ def run_report(fg, mixture, out, settings: ReportSettings | None = None, atlas_p
                     "distance": dens.density_distance, "centroid_d2": dens.centroid_d2,
                     "centroid_blocks": dens.blocks, "reference_sigma": dens.reference_sigma,
                     "pearson_full_phi": dens.pearson_full, "spearman_full_phi": dens.spearman_full,
+                    "by_sigma": {"sigma": dens.sigmas, "pearson_integrand_vs_centroid_d2": dens.local_pearson,
+                                 "share_of_distance": dens.share},
                     "monte_carlo": {"sigmas": dens.sigmas, "images_per_class_per_sigma": dens.per_class,
                                     "noise_draws_per_image": 1, "quadrature": "trapezoid in log sigma"}},
         "bifurcation": {"a": bif.a, "b": bif.b, "bifurcation_sigma_phi": bif.bifurcation_sigma_phi,

@@ -96,6 +96,12 @@ def test_density_distance_shapes_and_identical_classes(tiny_fg, held):
     assert np.all(np.diag(m) == 0)
     assert np.isfinite(r.pearson) and -1 <= r.spearman <= 1
     assert r.blocks == ["mid", "dec1"] and r.per_class == 2
+    # the per-sigma breakdown: the centroid distance at the table's lowest sigma is the headline's,
+    # and each pair's parts, weighted as the integral weighs them, add up to its distance
+    assert r.centroid_d2_by_sigma.shape == (3, len(r.pairs)) and r.local_pearson.shape == r.share.shape == (3,)
+    np.testing.assert_allclose(A.density_distance(tiny_fg, *held, sigmas=(0.01, 1.0), per_class=2)
+                               .centroid_d2_by_sigma[0], r.centroid_d2, rtol=1e-6)
+    assert r.share.sum() == pytest.approx(1.0) and (r.share >= 0).all()
 
     # two classes with the same centroid are the same conditional density: distance exactly 0
     twin = copy.deepcopy(tiny_fg)
