@@ -511,7 +511,12 @@ class Views:
                                   [f"{classes[a]} - {classes[b]}" for a, b in dens.pairs], r, rho, layer, s)
         summary = {"layer": layer, "sigma": s, "pearson": r, "spearman": rho, "pairs": len(dens.pairs),
                    "density_sigmas": [round(float(v), 4) for v in dens.sigmas],
-                   "images_per_class_per_sigma": dens.per_class}
+                   "images_per_class_per_sigma": dens.per_class,
+                   # where D comes from, and how well each sigma's integrand follows the centroid
+                   # distance at that sigma (matched blocks; docs/analysis.md "Sigma by sigma")
+                   "by_sigma": [{"sigma": round(float(v), 4), "share_of_D": round(float(w), 3),
+                                 "pearson_integrand_vs_centroid_d2": round(float(p), 3)}
+                                for v, w, p in zip(dens.sigmas, dens.share, dens.local_pearson)]}
         return h1, h2, sc, summary
 
     @user_errors

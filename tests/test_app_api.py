@@ -184,6 +184,7 @@ def test_distances_and_pair_samples(client, app_server):
     k = len(app_server.fg.classes)
     assert summary["pairs"] == k * (k - 1) // 2
     assert -1 <= summary["pearson"] <= 1
+    assert abs(sum(row["share_of_D"] for row in summary["by_sigma"]) - 1) < 0.01
     z = json.loads(h2["plot"])["data"][0]["z"]          # plotly sends arrays typed: {dtype, bdata, shape}
     assert (z["shape"].replace(" ", "") == f"{k},{k}") if isinstance(z, dict) else len(z) == k
     a, b = client.predict(app_server.fg.classes[0], app_server.fg.classes[1], 2, 0, api_name="/pair_samples")
