@@ -50,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1 grey, 3 colour (default 1)")
     t.add_argument("--widths", type=_ints, default=(24, 48, 96), help="channels per scale (default 24,48,96)")
     t.add_argument("--matched", type=_names, default=None,
-                   help="blocks whose channel means are projected (default: mid and decoder blocks, "
-                   "mid,dec2,dec1 for three scales)")
+                   help="blocks whose channel means are projected (default: mid and the decoder blocks "
+                   "but the last, mid,dec2 for three scales)")
     t.add_argument("--steps", type=_positive(int), default=None,
                    help=f"optimizer steps in all (default {TrainConfig.steps}; with --resume the run's own, "
                         "or a larger number to extend it)")

@@ -19,7 +19,10 @@ class ModelConfig:
     # None: every block (enc1, enc2, mid, dec2, dec1 for three scales).
     feature_blocks: tuple[str, ...] | None = None
     # Blocks whose channel means are replaced by the target (DESIGN.md 3); () = mixture model.
-    # None: the mid block and every decoder block.
+    # None: the mid block and every decoder block but the last (mid, dec2 for three scales). The
+    # output convolution maps the last block's channel means straight to the output's mean pixel,
+    # so matching it sets the denoised image's brightness from the target instead of the image;
+    # every run that matched it lost to the mixture model (README, "How we got here").
     matched_blocks: tuple[str, ...] | None = None
 
     def __post_init__(self):
@@ -27,7 +30,7 @@ class ModelConfig:
         if self.feature_blocks is None:
             self.feature_blocks = self.block_names
         if self.matched_blocks is None:
-            self.matched_blocks = self.block_names[self.block_names.index("mid"):]
+            self.matched_blocks = self.block_names[self.block_names.index("mid"):-1]
         self.feature_blocks = tuple(self.feature_blocks)
         self.matched_blocks = tuple(self.matched_blocks)
         if self.channels not in (1, 3):
@@ -75,8 +78,10 @@ class TrainConfig:
     sigma_data: float = 0.0
     n_per_class: int | None = None          # training crops per class (None: dataset default)
     # Feature-guided only: each image is conditioned on the mean phi of `pool` same-class
-    # partners at its sigma (1: a single partner, as in DESIGN.md 3). See train.py.
-    pool: int = 1
+    # partners at its sigma (1: a single partner, as in DESIGN.md 3). 4, the shipped models'
+    # value: one partner's phi tells the network little more than the image's own (README,
+    # "How we got here"); 8 did worse. See train.py.
+    pool: int = 4
     # Decay of an exponential moving average of the weights, kept beside the trained weights
     # and used for model.pt (centroids, sampling); 0: off, the final weights are used. See train.py.
     ema: float = 0.0
@@ -103,7 +108,7 @@ class TrainConfig:
                 continue
             if getattr(self, name) < 1:
                 raise EngineError(f"{name} must be at least 1")
-        if self.batch % self.pool:
+        if self.kind == "feature_guided" and self.batch % self.pool:
             raise EngineError(f"batch {self.batch} must be a multiple of pool {self.pool}")
 
     def to_json(self) -> str:

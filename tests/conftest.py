@@ -11,7 +11,8 @@ import torch
 from engine.config import ModelConfig, TrainConfig
 from engine.train import train
 
-TINY_MODEL = dict(widths=(8, 16), size=16)
+# mid and dec1 both matched (the default for two scales is mid only), so tests see two matched blocks
+TINY_MODEL = dict(widths=(8, 16), size=16, matched_blocks=("mid", "dec1"))
 
 
 def tiny_config(kind: str = "feature_guided", steps: int = 40, dataset: str = "textures", **kw) -> TrainConfig:

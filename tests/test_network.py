@@ -17,8 +17,13 @@ def test_project_sets_channel_means_and_keeps_the_rest():
     assert torch.allclose(p - channel_means(p)[..., None, None], a - channel_means(a)[..., None, None], atol=1e-6)
 
 
+def test_default_matched_blocks_leave_out_the_last_decoder_block():
+    assert ModelConfig(widths=(8, 16, 32), size=16).matched_blocks == ("mid", "dec2")
+    assert ModelConfig(widths=(8, 16), size=16).matched_blocks == ("mid",)
+
+
 def test_projection_inside_the_network_matches_the_target(monkeypatch):
-    model = UNet(ModelConfig(widths=(8, 16, 32), size=16)).eval()
+    model = UNet(ModelConfig(widths=(8, 16, 32), size=16, matched_blocks=("mid", "dec2", "dec1"))).eval()
     seen = {}
     original = network.project
 
