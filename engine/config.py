@@ -74,7 +74,8 @@ class TrainConfig:
     warmup: int = 200                       # linear warm-up steps, then cosine decay to lr / 50
     sigma_max: float = 1.2                  # noise levels drawn on [0, sigma_max]
     # Loss weight per image 1 + (sigma_data / sigma)^2 (see train.py); 0: plain MSE. The shipped
-    # models: 10000 plain steps, then four fine-tuning rounds (--init) with 0.05.
+    # models: 10000 plain steps, then six fine-tuning rounds (--init) with 0.05 and a closing
+    # plain one (0).
     sigma_data: float = 0.0
     n_per_class: int | None = None          # training crops per class (None: dataset default)
     # Feature-guided only: each image is conditioned on the mean phi of `pool` same-class

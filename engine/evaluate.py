@@ -170,6 +170,10 @@ def to_json(report: dict) -> str:
     return json.dumps(report, indent=2)
 
 
+def loss_name(sigma_data: float) -> str:
+    return f"loss weight 1 + ({sigma_data:g} / sigma)^2" if sigma_data else "plain MSE"
+
+
 def model_card(ckpt, mixture, report: dict) -> str:
     """A markdown model card: what was trained, how, on what, and how well (measured)."""
     def run_facts(c):
@@ -177,10 +181,9 @@ def model_card(ckpt, mixture, report: dict) -> str:
         return (f"- kind: `{c.kind}`, {sum(p.numel() for p in c.model.parameters()):,} parameters, "
                 f"phi of {c.model.phi_dim} numbers (blocks {', '.join(c.config.feature_blocks)}), "
                 f"matched blocks: {', '.join(c.config.matched_blocks) or 'none'}\n"
-                f"- trained {c.step} steps at batch {c.train_config.batch} in "
+                f"- trained {c.step} steps at batch {c.train_config.batch}, lr {c.train_config.lr:g}, in "
                 f"{info.get('wall_seconds', 0) / 60:.0f} min on {info.get('machine', '?')} (torch {info.get('torch', '?')})\n"
-                f"- noise levels up to sigma {c.train_config.sigma_max:g}, loss weight 1 + "
-                f"({c.train_config.sigma_data:g} / sigma)^2"
+                f"- noise levels up to sigma {c.train_config.sigma_max:g}, {loss_name(c.train_config.sigma_data)}"
                 + (f", targets pooled over {c.train_config.pool} partners" if c.kind == "feature_guided" else "")
                 + (f", weights averaged (ema {c.train_config.ema:g})" if c.train_config.ema else "")
                 + "\n"
@@ -193,7 +196,7 @@ def model_card(ckpt, mixture, report: dict) -> str:
         while init:
             t = init["train_config"]
             out += (f"- fine-tuned from `{init['path']}`: {init['step']} steps at batch {t['batch']}, lr {t['lr']:g}, "
-                    f"loss weight 1 + ({t['sigma_data']:g} / sigma)^2, {(init.get('wall_seconds') or 0) / 60:.0f} min\n")
+                    f"{loss_name(t['sigma_data'])}, {(init.get('wall_seconds') or 0) / 60:.0f} min\n")
             init = init.get("init")
         return out
     lines = ["# Model card", "", "## Feature-guided model", run_facts(ckpt)]
