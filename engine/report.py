@@ -309,6 +309,17 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _sigma(text: str) -> float:
+    import argparse
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not 0 <= v <= 10:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 10, got {text}")
+    return v
+
+
 def load_models(checkpoint, mixture, device: str, need_mixture: bool) -> dict:
     """The feature-guided model (default: shipped) and its mixture (default: shipped, with the
     default checkpoint)."""
@@ -343,7 +354,8 @@ def cmd_atlas(a) -> int:
 def cmd_report(a) -> int:
     models = load_models(a.checkpoint, a.mixture, a.device, need_mixture=True)
     s = ReportSettings(psnr_per_class=a.psnr_per_class, separation_per_class=a.separation_per_class,
-                       density_per_class=a.density_per_class, density_sigmas=a.density_sigmas,
+                       separation_sigma=a.separation_sigma, density_per_class=a.density_per_class,
+                       density_sigmas=a.density_sigmas,
                        samples=a.samples, alphas=a.alphas or A.ALPHAS, pair=tuple(a.pair) if a.pair else None,
                        atlas_per_class=a.atlas_per_class, umap=a.umap, max_steps=a.max_steps, seed=a.seed,
                        png=not a.no_png)
@@ -394,6 +406,9 @@ def register(subparsers) -> dict:
     d = ReportSettings()
     r.add_argument("--psnr-per-class", type=_positive_int, default=d.psnr_per_class)
     r.add_argument("--separation-per-class", type=_positive_int, default=d.separation_per_class)
+    r.add_argument("--separation-sigma", type=_sigma, default=d.separation_sigma,
+                   help="noise on the images whose phi fig 4 compares (default 0: clean images, as in "
+                        "the paper's fig 4)")
     r.add_argument("--density-per-class", type=_positive_int, default=d.density_per_class,
                    help=f"images per class per sigma of the density distance (default {d.density_per_class})")
     r.add_argument("--density-sigmas", type=_positive_int, default=d.density_sigmas,

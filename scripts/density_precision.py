@@ -6,7 +6,7 @@ Estimates D(c, c') for all class pairs three times - the default first 12 held-o
 each class (noise seed 0), the next 12 with other noise (seed 1), and 36 images (seed 2) - and
 prints each estimate's correlation with the squared centroid distance and the correlations of
 the estimates with each other over pairs (the Monte-Carlo error against the spread of pairs).
-About 4 minutes on 2 cores.
+About 2 minutes on 2 cores.
 """
 from __future__ import annotations
 

@@ -37,6 +37,7 @@ def test_report_end_to_end(tmp_path, tiny_fg_dir, tiny_mixture_dir, quick_classi
     out = tmp_path / "report"
     code = main(["report", "--checkpoint", str(tiny_fg_dir), "--mixture", str(tiny_mixture_dir), "--out", str(out),
                  "--atlas", str(tmp_path / "no_atlas"), "--psnr-per-class", "2", "--separation-per-class", "3",
+                 "--separation-sigma", "0.5",
                  "--density-per-class", "2", "--density-sigmas", "3", "--samples", "2", "--alphas", "0,0.5,1",
                  "--atlas-per-class", "3", "--max-steps", "20", "--quiet"])
     assert code == 0
@@ -44,6 +45,7 @@ def test_report_end_to_end(tmp_path, tiny_fg_dir, tiny_mixture_dir, quick_classi
     assert REQUIRED <= set(report)
     assert set(report["psnr_gain_db"]) == {"0.025", "0.05", "0.1", "0.2", "0.5", "1"}
     assert set(report["separation"]["mid"]) == {"feature_guided", "mixture"}
+    assert report["separation_sigma"] == 0.5
     assert set(report["interpolation"]) == {"0", "0.5", "1"}
     assert set(report["interpolation"]["1"]) == {"brick", "grass"}
     assert {"density_vs_centroid_pearson", "separation_mid", "psnr_gain", "wrong_conditioning",
