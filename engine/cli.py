@@ -11,7 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .config import TrainConfig
+from .config import ModelConfig, TrainConfig
 from .errors import EngineError
 
 
@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="feature_guided (projection in the matched blocks) or mixture (no projection)")
     t.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
     t.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1 grey, 3 colour (default 1)")
-    t.add_argument("--widths", type=_ints, default=(24, 48, 96), help="channels per scale (default 24,48,96)")
+    t.add_argument("--widths", type=_ints, default=None,
+                   help=f"channels per scale (default {','.join(map(str, ModelConfig.widths))}); with --init, "
+                        "grow the starting network to these widths, keeping what it computes")
     t.add_argument("--matched", type=_names, default=None,
                    help="blocks whose channel means are projected (default: mid and the decoder blocks "
                    "but the last, mid,dec2 for three scales)")
@@ -79,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(other options are ignored, except --steps)")
     t.add_argument("--init", default=None, metavar="CHECKPOINT",
                    help="fine-tune: start from this checkpoint's weights and network config, with this "
-                        "run's steps, schedule and loss (a new run; not with --resume)")
+                        "run's steps, schedule and loss (a new run; not with --resume); add --widths to "
+                        "grow the network wider first")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     c = sub.add_parser("centroids", help="recompute a checkpoint's centroid table",
@@ -153,16 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(a) -> int:
-    from .config import ModelConfig
     from .train import train
     # steps=None on --resume keeps the run's own count (train reads it from the checkpoint)
     steps = a.steps if a.steps is not None or a.resume else TrainConfig.steps
     cfg = TrainConfig(dataset=a.dataset, kind=a.kind, steps=steps, batch=a.batch, lr=a.lr, pool=a.pool,
                       sigma_data=a.sigma_data, sigma_max=a.sigma_max, ema=a.ema,
                       n_per_class=a.n_per_class, seed=a.seed, checkpoint_every=a.checkpoint_every,
-                      device=a.device, model=ModelConfig(channels=a.channels, size=a.size, widths=a.widths,
+                      device=a.device, model=ModelConfig(channels=a.channels, size=a.size,
+                                                         widths=a.widths or ModelConfig.widths,
                                                          matched_blocks=a.matched))
-    train(cfg, a.out, resume=a.resume, progress=not a.quiet, init=a.init)
+    train(cfg, a.out, resume=a.resume, progress=not a.quiet, init=a.init,
+          widths=a.widths if a.init else None)
     return 0
 
 

@@ -178,7 +178,8 @@ def model_card(ckpt, mixture, report: dict) -> str:
     """A markdown model card: what was trained, how, on what, and how well (measured)."""
     def run_facts(c):
         info = c.info
-        return (f"- kind: `{c.kind}`, {sum(p.numel() for p in c.model.parameters()):,} parameters, "
+        return (f"- kind: `{c.kind}`, {sum(p.numel() for p in c.model.parameters()):,} parameters "
+                f"(channel widths {','.join(map(str, c.config.widths))}), "
                 f"phi of {c.model.phi_dim} numbers (blocks {', '.join(c.config.feature_blocks)}), "
                 f"matched blocks: {', '.join(c.config.matched_blocks) or 'none'}\n"
                 f"- trained {c.step} steps at batch {c.train_config.batch}, lr {c.train_config.lr:g}, in "
@@ -188,16 +189,20 @@ def model_card(ckpt, mixture, report: dict) -> str:
                 + (f", weights averaged (ema {c.train_config.ema:g})" if c.train_config.ema else "")
                 + "\n"
                 f"- dataset `{c.train_config.dataset}`: {info.get('train_images', '?')} training crops, "
-                f"classes {', '.join(c.classes)}\n" + lineage(info.get("init")))
+                f"classes {', '.join(c.classes)}\n" + lineage(info.get("init"), c.config.widths))
 
-    def lineage(init) -> str:
-        """The runs this one was fine-tuned from (`train --init`), newest first."""
+    def lineage(init, widths) -> str:
+        """The runs this one was fine-tuned from (`train --init`), newest first; a run that
+        was grown wider (`--init --widths`) says from which widths."""
         out = ""
         while init:
             t = init["train_config"]
+            was = tuple(t["model"]["widths"])
+            grown = (f"; grown from widths {','.join(map(str, was))} to {','.join(map(str, widths))} after it"
+                     if was != tuple(widths) else "")
             out += (f"- fine-tuned from `{init['path']}`: {init['step']} steps at batch {t['batch']}, lr {t['lr']:g}, "
-                    f"{loss_name(t['sigma_data'])}, {(init.get('wall_seconds') or 0) / 60:.0f} min\n")
-            init = init.get("init")
+                    f"{loss_name(t['sigma_data'])}, {(init.get('wall_seconds') or 0) / 60:.0f} min{grown}\n")
+            init, widths = init.get("init"), was
         return out
     lines = ["# Model card", "", "## Feature-guided model", run_facts(ckpt)]
     if mixture is not None:

@@ -46,7 +46,7 @@ import math
 import platform
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,7 @@ from .checkpoint import MODEL_FILE, STATE_FILE, model_state, pick_device, read_f
 from .config import TrainConfig
 from .data import load_dataset
 from .errors import EngineError
+from .grow import widen
 from .network import UNet
 
 
@@ -116,13 +117,16 @@ def machine() -> str:
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print,
-          progress: bool = True, init: str | Path | None = None) -> Path:
+          progress: bool = True, init: str | Path | None = None,
+          widths: tuple[int, ...] | None = None) -> Path:
     """Train (or resume) a run in out_dir; returns the path of model.pt.
 
     init: start from the weights of this checkpoint (fine-tuning) instead of a random
     initialisation. The network (ModelConfig) is taken from it; everything else - steps,
     learning-rate schedule, loss weighting, pooling - comes from cfg, and the step count
-    starts at 0. The run records where it started in info["init"]."""
+    starts at 0. The run records where it started in info["init"].
+    widths: with init, grow the network to these channel widths first, keeping what it
+    computes (engine/grow.py); None keeps the starting checkpoint's."""
     out = Path(out_dir)
     state = None
     start = None
@@ -136,6 +140,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
             raise EngineError(f"--init {init}: a {start_cfg.kind} model of '{start_cfg.dataset}'; "
                               f"this run trains a {cfg.kind} model of '{cfg.dataset}'")
         cfg.model = start_cfg.model
+        if widths is not None and tuple(widths) != start_cfg.model.widths:
+            cfg.model = replace(start_cfg.model, widths=tuple(widths))
+            start["model"] = widen(start["model"], start_cfg.model, cfg.model, seed=cfg.seed)
+            log(f"widened the network from {','.join(map(str, start_cfg.model.widths))} to "
+                f"{','.join(map(str, cfg.model.widths))} channels, keeping what it computes")
+    elif widths is not None:
+        raise EngineError("--widths with --init grows the starting network; a new run takes its widths "
+                          "from its config")
     if resume:
         if not (out / STATE_FILE).is_file():
             raise EngineError(f"{out}: nothing to resume (no {STATE_FILE}); drop --resume to start a new run")

@@ -1,0 +1,73 @@
+"""Grow a trained UNet wider without changing what it computes (Net2Net, Chen et al. 2016).
+
+Why: the shipped recipe flattened on the 0.26M-parameter network (README, "How we got here")
+while each new network trained from scratch would have to repeat hours of CPU training to catch
+up. Growing keeps everything learnt and adds room.
+
+How: every tensor of the wider network is the old one embedded in a fresh initialisation of the
+new shape, with one rule - the weights *from* a new channel *into* an old one are zero. Old
+channels then receive exactly what they received before, so f(y) and the old coordinates of
+phi are unchanged (with or without a target: the projection acts channel by channel); the new
+channels compute from random weights but feed nothing until training moves those zeros. Their
+gradients are not zero (the new activations are not), so training starts at once. The norm is
+per channel (BiasFreeNorm), so new channels never change old channels' statistics.
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+
+from .config import ModelConfig
+from .errors import EngineError
+from .network import UNet
+
+
+def _old_inputs(key: str, n_old: int, old: ModelConfig, new: ModelConfig) -> torch.Tensor:
+    """Positions of a layer's old input channels among its new inputs: the first n_old, except
+    in a decoder block's first convolution, whose input is cat([up(h), skip]), each half
+    w[i] wide - there the skip half moves up by the growth of w[i]."""
+    m = re.fullmatch(r"dec\.(\d+)\.body\.0\.weight", key)
+    if m is None:
+        return torch.arange(n_old)
+    i = int(m.group(1))
+    return torch.cat([torch.arange(old.widths[i]), new.widths[i] + torch.arange(old.widths[i])])
+
+
+def widen(state: dict[str, torch.Tensor], old: ModelConfig, new: ModelConfig,
+          seed: int = 0) -> dict[str, torch.Tensor]:
+    """The state dict of a `new`-width UNet that computes what `state` (an `old` UNet) did.
+
+    Only widths may differ, and none may shrink; the new channels start from UNet's own
+    initialisation (seeded)."""
+    if (len(new.widths) != len(old.widths) or any(n < o for n, o in zip(new.widths, old.widths))
+            or (new.channels, new.size, new.feature_blocks, new.matched_blocks)
+            != (old.channels, old.size, old.feature_blocks, old.matched_blocks)):
+        raise EngineError(f"can only widen a network: widths {','.join(map(str, old.widths))} -> "
+                          f"{','.join(map(str, new.widths))} must keep the number of scales and grow or stay "
+                          "at every scale (and the blocks, channels and size stay)")
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        fresh = UNet(new).state_dict()
+    out: dict[str, torch.Tensor] = {}
+    for key, value in fresh.items():
+        before = state[key]
+        value = value.clone()
+        if value.dim() == 1:                 # norm gain / running_sd, a matched block's gains w_l
+            value[: before.shape[0]] = before
+        elif value.dim() == 4:
+            # Conv2d (out, in, kh, kw); ConvTranspose2d (the up layers) is (in, out, kh, kw)
+            if key.startswith("up."):
+                value, before = value.transpose(0, 1), before.transpose(0, 1)
+            ins = _old_inputs(key, before.shape[1], old, new)
+            rows = value[: before.shape[0]]            # the old output channels (a view)
+            rows.zero_()                               # from every new input: 0
+            rows[:, ins] = before
+            if key.startswith("up."):
+                value = value.transpose(0, 1)
+        elif before.shape != value.shape:
+            raise EngineError(f"cannot widen parameter {key} of shape {tuple(before.shape)}")
+        else:
+            value = before.clone()
+        out[key] = value
+    return out
