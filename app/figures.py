@@ -168,14 +168,16 @@ def heatmap(matrix: np.ndarray, classes: list[str], title: str, colorbar: str, h
     return fig
 
 
-def loss_figure(history: list, height: int = 300) -> go.Figure:
+def loss_figure(history: list, height: int = 300, offset: int = 0) -> go.Figure:
+    """The training loss a checkpoint recorded (its own run only; `offset`: the steps of the
+    runs it was fine-tuned from, so the x axis counts all training)."""
     if not history:
         return message_figure("no training history in this checkpoint", height)
-    steps, loss = zip(*[(h[0], h[1]) for h in history])
+    steps, loss = zip(*[(h[0] + offset, h[1]) for h in history])
     fig = go.Figure(go.Scatter(x=steps, y=loss, mode="lines", line=dict(width=2)))
     base_layout(fig, "Training loss (denoising MSE of the projected denoiser)", height=height)
-    fig.update_xaxes(title="step")
-    fig.update_yaxes(title="loss", type="log", dtick=1)
+    fig.update_xaxes(title=f"step (its last run, after {offset:,} steps of earlier runs)" if offset else "step")
+    fig.update_yaxes(title="loss", type="log")       # plotly's own ticks: a run rarely spans a decade
     return fig
 
 

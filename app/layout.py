@@ -343,7 +343,8 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
                             with gr.Accordion("Model card and measurements", open=False):
                                 gr.Markdown(card)
                     with gr.Column(scale=2):
-                        gr.Plot(figures.loss_figure(ctx.fg.info.get("history", [])), show_label=False)
+                        gr.Plot(figures.loss_figure(ctx.fg.info.get("history", []),
+                                                    offset=ctx.fg.total_steps - ctx.fg.step), show_label=False)
                 with gr.Accordion("Full configuration (JSON)", open=False):
                     gr.JSON(ctx.fg.describe(), label="feature-guided checkpoint")
                     if ctx.mixture is not None:

@@ -72,6 +72,14 @@ HOW_TO_READ = """
 """
 
 
+def trained(ckpt) -> str:
+    """How long a checkpoint was trained, counting the runs it was fine-tuned from."""
+    if not ckpt.lineage:
+        return f"{ckpt.step:,} steps"
+    return (f"{ckpt.total_steps:,} steps ({ckpt.step:,} in its last run, fine-tuned from "
+            f"{len(ckpt.lineage)} earlier {'run' if len(ckpt.lineage) == 1 else 'runs'})")
+
+
 def model_card(ckpt, mixture=None) -> str:
     """A short model card from a checkpoint's config and training facts."""
     d = ckpt.describe()
@@ -79,7 +87,7 @@ def model_card(ckpt, mixture=None) -> str:
     m = tc["model"]
     info = d.get("info", {})
     lines = [
-        f"**Feature-guided model** `{d['path']}`: trained {d['step']} steps on the **{tc['dataset']}** dataset "
+        f"**Feature-guided model** `{d['path']}`: trained {trained(ckpt)} on the **{tc['dataset']}** dataset "
         f"({len(d['classes'])} classes: {', '.join(d['classes'])}), images {m['channels']} x {m['size']} x "
         f"{m['size']} ({'grey' if m['channels'] == 1 else 'colour'}).",
         f"UNet with channel widths {tuple(m['widths'])}, {d['parameters']:,} parameters; phi has "
@@ -87,12 +95,12 @@ def model_card(ckpt, mixture=None) -> str:
         f"{', '.join(m['matched_blocks'])}.",
         f"Training: batch {tc['batch']}, peak learning rate {tc['lr']:g}, noise sigma up to {tc['sigma_max']:g}, "
         f"seed {tc['seed']}" + (f", {info['train_images']:,} training images" if "train_images" in info else "")
-        + (f", {info['wall_seconds'] / 60:.0f} minutes on {info['machine']}" if "wall_seconds" in info else "")
-        + ".",
+        + (f", {ckpt.total_wall_seconds / 60:.0f} minutes on {info['machine']}" if "wall_seconds" in info else "")
+        + (" (the last run's settings; the model card below lists every run)" if ckpt.lineage else "") + ".",
     ]
     if mixture is not None:
         md = mixture.describe()
-        lines.append(f"**Mixture model** `{md['path']}`: the same network trained {md['step']} steps on all "
+        lines.append(f"**Mixture model** `{md['path']}`: the same network trained {trained(mixture)} on all "
                      "classes without projection; the unconditional baseline of the comparisons.")
     else:
         lines.append("No mixture model is loaded: views that compare against it say so "

@@ -107,6 +107,25 @@ class Checkpoint:
     def shape(self) -> tuple[int, int, int]:
         return (self.config.channels, self.config.size, self.config.size)
 
+    @property
+    def lineage(self) -> list[dict]:
+        """The runs this one was fine-tuned from (`train --init`), newest first: each a dict
+        with path, step, wall_seconds and train_config (as train.py records them)."""
+        runs, init = [], self.info.get("init")
+        while init:
+            runs.append(init)
+            init = init.get("init")
+        return runs
+
+    @property
+    def total_steps(self) -> int:
+        """Training steps of this run and of every run it was fine-tuned from."""
+        return self.step + sum(r["step"] for r in self.lineage)
+
+    @property
+    def total_wall_seconds(self) -> float:
+        return (self.info.get("wall_seconds") or 0) + sum(r.get("wall_seconds") or 0 for r in self.lineage)
+
     def class_index(self, name: str | int) -> int:
         return self.require_centroids().index(name)
 

@@ -189,20 +189,23 @@ def model_card(ckpt, mixture, report: dict) -> str:
                 + (f", weights averaged (ema {c.train_config.ema:g})" if c.train_config.ema else "")
                 + "\n"
                 f"- dataset `{c.train_config.dataset}`: {info.get('train_images', '?')} training crops, "
-                f"classes {', '.join(c.classes)}\n" + lineage(info.get("init"), c.config.widths))
+                f"classes {', '.join(c.classes)}\n"
+                + (f"- in all, with the {len(c.lineage)} runs it was fine-tuned from (below): {c.total_steps} steps, "
+                   f"{c.total_wall_seconds / 60:.0f} min\n" if c.lineage else "")
+                + lineage(c))
 
-    def lineage(init, widths) -> str:
+    def lineage(c) -> str:
         """The runs this one was fine-tuned from (`train --init`), newest first; a run that
         was grown wider (`--init --widths`) says from which widths."""
-        out = ""
-        while init:
-            t = init["train_config"]
+        out, widths = "", tuple(c.config.widths)
+        for run in c.lineage:
+            t = run["train_config"]
             was = tuple(t["model"]["widths"])
             grown = (f"; grown from widths {','.join(map(str, was))} to {','.join(map(str, widths))} after it"
-                     if was != tuple(widths) else "")
-            out += (f"- fine-tuned from `{init['path']}`: {init['step']} steps at batch {t['batch']}, lr {t['lr']:g}, "
-                    f"{loss_name(t['sigma_data'])}, {(init.get('wall_seconds') or 0) / 60:.0f} min{grown}\n")
-            init, widths = init.get("init"), was
+                     if was != widths else "")
+            out += (f"- fine-tuned from `{run['path']}`: {run['step']} steps at batch {t['batch']}, lr {t['lr']:g}, "
+                    f"{loss_name(t['sigma_data'])}, {(run.get('wall_seconds') or 0) / 60:.0f} min{grown}\n")
+            widths = was
         return out
     lines = ["# Model card", "", "## Feature-guided model", run_facts(ckpt)]
     if mixture is not None:

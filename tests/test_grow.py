@@ -93,3 +93,12 @@ def test_model_card_says_where_a_run_was_grown(tiny_fg_dir, tmp_path):
     card = model_card(ckpt, None, report)
     assert "(channel widths 12,20)" in card
     assert "grown from widths 8,16 to 12,20 after it" in card
+    # the whole training counts: this run's 2 steps and the 40 of the run it started from
+    start = read_file(tiny_fg_dir)
+    assert [r["step"] for r in ckpt.lineage] == [start["step"]] and ckpt.total_steps == 2 + start["step"]
+    assert f"{ckpt.total_steps} steps" in card
+    from app import figures, text
+    assert f"trained {ckpt.total_steps:,} steps (2 in its last run, fine-tuned from 1 earlier run)" in \
+        text.model_card(ckpt)
+    fig = figures.loss_figure([(1, 0.1), (2, 0.09)], offset=ckpt.total_steps - ckpt.step)
+    assert list(fig.data[0].x) == [start["step"] + 1, start["step"] + 2]
