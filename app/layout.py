@@ -106,7 +106,7 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
                 with gr.Row(equal_height=True):
                     e_model = gr.Radio(model_choices(ctx), value=FG, label="Model", scale=2)
                     e_layer = gr.Dropdown(layers, value=layer0, label="Layer", scale=1, min_width=110)
-                    e_sigma = gr.Dropdown(sigmas, value=sigmas[0], label="Noise level sigma", scale=1,
+                    e_sigma = gr.Dropdown(sigmas, value=sigmas[0], label="Noise sigma", scale=1,
                                           min_width=110)
                     e_method = gr.Radio([("UMAP", "umap"), ("PCA", "pca")], value="umap", label="Map", scale=1)
                     e_image = gr.File(label="Place an image of yours", height=90, scale=2, elem_id="emb-upload")
@@ -160,17 +160,17 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
             with gr.Tab("Sample", id="sample"):
                 explain(text.SAMPLE)
                 with gr.Row(equal_height=True):
-                    s_condition = gr.Radio(conditions, value=CLASS, label="Condition on", scale=3)
+                    s_condition = gr.Radio(conditions, value=CLASS, label="Condition on", scale=2)
                     s_class = gr.Dropdown(classes, value=classes[0], label="Class", scale=1, min_width=140)
-                    s_n = gr.Slider(1, 64, value=16, step=1, label="Samples", scale=1, min_width=140)
+                    s_n = gr.Slider(1, 64, value=16, step=1, label="Samples", scale=1, min_width=170)
                     s_seed = gr.Number(0, precision=0, minimum=0, label="Seed", scale=1, min_width=90)
-                    s_beta = gr.Slider(0.01, 1.0, value=SamplerSettings.beta, step=0.01, label="beta",
-                                       scale=1, min_width=140)
-                    s_h0 = gr.Slider(0.001, 0.2, value=SamplerSettings.h0, step=0.001, label="h0",
-                                     scale=1, min_width=140)
                     with gr.Column(scale=1, min_width=110):
                         s_run = gr.Button("Sample", variant="primary", elem_id="sample-run")
                         s_stop = gr.Button("Stop", variant="stop", size="sm")
+                with gr.Row():                         # the sampler's own settings, full-width sliders
+                    s_beta = gr.Slider(0.01, 1.0, value=SamplerSettings.beta, step=0.01,
+                                       label="beta (noise injected: smaller = more, and more steps)")
+                    s_h0 = gr.Slider(0.001, 0.2, value=SamplerSettings.h0, step=0.001, label="h0 (first step size)")
                 with gr.Row(visible=False, equal_height=True) as s_upload_row:
                     s_images = gr.File(file_count="multiple", label="Conditioning images (one or more)",
                                        height=140, scale=2, elem_id="sample-upload")
@@ -314,12 +314,12 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
                     with gr.Column(scale=2):
                         with gr.Row(equal_height=True):
                             n_index = gr.Number(0, precision=0, minimum=0, label="Test image #", min_width=90)
-                            n_image = gr.File(label="or upload an image", height=90, elem_id="den-upload")
+                            n_image = gr.File(label="or upload an image", height=110, elem_id="den-upload")
                         with gr.Row(equal_height=True):
-                            n_sigma = gr.Slider(0.02, 1.5, value=0.5, step=0.01, label="Noise level sigma",
-                                                min_width=160)
-                            n_seed = gr.Number(0, precision=0, minimum=0, label="Noise seed", min_width=90)
-                            n_run = gr.Button("Denoise", variant="primary", elem_id="den-run")
+                            n_sigma = gr.Slider(0.02, 1.5, value=0.5, step=0.01, label="Noise sigma",
+                                                scale=2, min_width=200)
+                            n_seed = gr.Number(0, precision=0, minimum=0, label="Noise seed", scale=1, min_width=90)
+                            n_run = gr.Button("Denoise", variant="primary", elem_id="den-run", scale=1, min_width=90)
                 with gr.Row():
                     n_out = gr.Image(label="outputs and their PSNR", height=520, elem_id="den-out", scale=3,
                                      **image_kw)
