@@ -8,9 +8,13 @@ How: every tensor of the wider network is the old one embedded in a fresh initia
 new shape, with one rule - the weights *from* a new channel *into* an old one are zero. Old
 channels then receive exactly what they received before, so f(y) and the old coordinates of
 phi are unchanged (with or without a target: the projection acts channel by channel); the new
-channels compute from random weights but feed nothing until training moves those zeros. Their
-gradients are not zero (the new activations are not), so training starts at once. The norm is
-per channel (BiasFreeNorm), so new channels never change old channels' statistics.
+channels compute from random weights but feed nothing until training moves those zeros; the zero
+weights get non-zero gradients (the new activations are not zero), so that starts at once. The
+norm is per channel (BiasFreeNorm), so new channels never change old channels' statistics.
+
+Measured (README, "How we got here"): growing the shipped network to 32,64,128 and training it
+12000 more steps left the new room almost unused (weights into old channels at a tenth or less
+of the old weights' size) and the samples no better.
 """
 from __future__ import annotations
 
