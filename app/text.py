@@ -96,7 +96,7 @@ def model_card(ckpt, mixture=None) -> str:
         f"Training: batch {tc['batch']}, peak learning rate {tc['lr']:g}, noise sigma up to {tc['sigma_max']:g}, "
         f"seed {tc['seed']}" + (f", {info['train_images']:,} training images" if "train_images" in info else "")
         + (f", {ckpt.total_wall_seconds / 60:.0f} minutes on {info['machine']}" if "wall_seconds" in info else "")
-        + (" (the last run's settings; the model card below lists every run)" if ckpt.lineage else "") + ".",
+        + (" (the settings of its last run)" if ckpt.lineage else "") + ".",
     ]
     if mixture is not None:
         md = mixture.describe()
