@@ -66,9 +66,12 @@ def page_usable(url: str, t_start: float) -> dict:
 
 def one_sample(url: str, cls: str, seed: int) -> dict:
     from gradio_client import Client
+
+    from engine.sampler import BETA, H0
     client = Client(url, verbose=False)
     t0 = time.perf_counter()
-    job = client.submit("class", cls, None, 16, seed, 0.25, 0.01, api_name="/sample")
+    # the sampler's defaults, as the app's sliders start and as the check below runs the engine
+    job = client.submit("class", cls, None, 16, seed, BETA, H0, api_name="/sample")
     first = None
     for _ in job:
         if first is None:
