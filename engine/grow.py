@@ -12,10 +12,10 @@ channels compute from random weights but feed nothing until training moves those
 weights get non-zero gradients (the new activations are not zero), so that starts at once. The
 norm is per channel (BiasFreeNorm), so new channels never change old channels' statistics.
 
-Measured (README, "How we got here"): growing the shipped network to 32,64,128 and training it
+Measured (README, "How we got here"): growing the narrower pair to 32,64,128 and training it
 12000 more steps left the new room almost unused (weights into old channels at a tenth or less
 of the old weights' size); the samples gained what a further round at the old width gives
-(0.644 -> 0.669), and a closing plain-MSE round took them to 0.694 (assets/candidate).
+(0.644 -> 0.669), and a closing plain-MSE round took them to 0.694: the shipped pair.
 """
 from __future__ import annotations
 
