@@ -80,6 +80,12 @@ def trained(ckpt) -> str:
             f"{len(ckpt.lineage)} earlier {'run' if len(ckpt.lineage) == 1 else 'runs'})")
 
 
+def grown_from(ckpt) -> str:
+    """' (grown from ...)' when the network began narrower (`train --init --widths`), else ''."""
+    first = tuple(ckpt.lineage[-1]["train_config"]["model"]["widths"]) if ckpt.lineage else None
+    return f" (grown from {first} during training)" if first and first != tuple(ckpt.config.widths) else ""
+
+
 def model_card(ckpt, mixture=None) -> str:
     """A short model card from a checkpoint's config and training facts."""
     d = ckpt.describe()
@@ -90,7 +96,7 @@ def model_card(ckpt, mixture=None) -> str:
         f"**Feature-guided model** `{d['path']}`: trained {trained(ckpt)} on the **{tc['dataset']}** dataset "
         f"({len(d['classes'])} classes: {', '.join(d['classes'])}), images {m['channels']} x {m['size']} x "
         f"{m['size']} ({'grey' if m['channels'] == 1 else 'colour'}).",
-        f"UNet with channel widths {tuple(m['widths'])}, {d['parameters']:,} parameters; phi has "
+        f"UNet with channel widths {tuple(m['widths'])}{grown_from(ckpt)}, {d['parameters']:,} parameters; phi has "
         f"{d['phi_dim']} numbers from blocks {', '.join(m['feature_blocks'])}; the projection acts in "
         f"{', '.join(m['matched_blocks'])}.",
         f"Training: batch {tc['batch']}, peak learning rate {tc['lr']:g}, noise sigma up to {tc['sigma_max']:g}, "

@@ -100,5 +100,7 @@ def test_model_card_says_where_a_run_was_grown(tiny_fg_dir, tmp_path):
     from app import figures, text
     assert f"trained {ckpt.total_steps:,} steps (2 in its last run, fine-tuned from 1 earlier run)" in \
         text.model_card(ckpt)
+    assert "channel widths (12, 20) (grown from (8, 16) during training)" in text.model_card(ckpt)
+    assert "grown" not in text.model_card(load_checkpoint(tiny_fg_dir, device="cpu"))
     fig = figures.loss_figure([(1, 0.1), (2, 0.09)], offset=ckpt.total_steps - ckpt.step)
     assert list(fig.data[0].x) == [start["step"] + 1, start["step"] + 2]
