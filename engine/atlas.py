@@ -238,11 +238,12 @@ class Atlas:
 
     # -- provenance
     def matches(self, checkpoints: dict[str, Checkpoint]) -> bool:
-        """Whether this atlas was built from these checkpoints (same models, classes and steps)."""
+        """Whether this atlas was built from these checkpoints: the same models, classes, weights
+        and centroid tables (an atlas saved before fingerprints were recorded never matches)."""
         made = self.info.get("checkpoints", {})
         return (set(checkpoints) == set(self.models) and all(
-            c.classes == self.classes and made.get(m, {}).get("step") == c.step
-            and made.get(m, {}).get("phi_dim") == c.model.phi_dim for m, c in checkpoints.items()))
+            c.classes == self.classes and made.get(m, {}).get("fingerprint") == c.fingerprint
+            for m, c in checkpoints.items()))
 
     # -- files
     def save(self, path: str | Path = DEFAULT_ATLAS) -> Path:
@@ -353,8 +354,8 @@ def build_atlas(checkpoints: dict[str, Checkpoint], per_class: int = PER_CLASS, 
         cents[m].append(model_centroids(checkpoints[m], s, p, labels))
     slices = {m: {**c.layer_slices(), ALL: slice(0, c.model.phi_dim)} for m, c in checkpoints.items()}
     info = {"dataset": first.train_config.dataset, "split": "test", "per_class": per_class, "seed": seed,
-            "checkpoints": {m: {"path": c.path, "step": c.step, "kind": c.kind, "phi_dim": c.model.phi_dim}
-                            for m, c in checkpoints.items()}}
+            "checkpoints": {m: {"path": c.path, "step": c.step, "kind": c.kind, "phi_dim": c.model.phi_dim,
+                                "fingerprint": c.fingerprint} for m, c in checkpoints.items()}}
     atlas = Atlas(test.classes, labels, images, sigmas, {m: np.stack(v) for m, v in phi.items()},
                   {m: np.stack(v) for m, v in cents.items()}, slices, info)
     if umap:

@@ -8,6 +8,7 @@ even kill -9, leaves the previous complete file in place.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import zipfile
@@ -121,6 +122,20 @@ class Checkpoint:
     def total_steps(self) -> int:
         """Training steps of this run and of every run it was fine-tuned from."""
         return self.step + sum(r["step"] for r in self.lineage)
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the weights and the centroid table: what a cache drawn from this
+        checkpoint (the atlas) depends on. Its step count cannot serve: fine-tuned runs of equal
+        length share it, and `centroids` rewrites the table without training."""
+        h = hashlib.sha256()
+        tensors = sorted(self.model.state_dict().items())
+        if self.centroids is not None:
+            tensors += [("centroids.sigmas", self.centroids.sigmas), ("centroids.table", self.centroids.table)]
+        for name, t in tensors:
+            h.update(name.encode())
+            h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
 
     @property
     def total_wall_seconds(self) -> float:

@@ -276,7 +276,8 @@ def run_report(fg, mixture, out, settings: ReportSettings | None = None, atlas_p
         "atlas": {"models": atlas.models, "layers": atlas.layers, "sigmas": atlas.sigmas,
                   "points": int(len(atlas.labels)), "umap_fitted": len(atlas.models) * len(atlas.layers)
                   * len(atlas.sigmas) - len(atlas.missing_umaps())},
-        "checkpoints": {m: {"path": c.path, "step": c.step, "kind": c.kind} for m, c in models.items()},
+        "checkpoints": {m: {"path": c.path, "step": c.step, "kind": c.kind, "fingerprint": c.fingerprint}
+                        for m, c in models.items()},
         "settings": asdict(s), "sampler": asdict(sampler),
         "figures": html, "png": png, "timings_s": timings,
         "total_seconds": round(time.perf_counter() - t_all, 1),

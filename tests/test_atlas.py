@@ -1,6 +1,8 @@
 """The feature atlas on the tiny models: shapes, maps, placement, files."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -120,6 +122,21 @@ def test_save_load_roundtrip(atlas, tmp_path, tiny_fg, tiny_mixture):
     assert back.umap_ready("mixture", ALL, 0.5) and not back.umap_ready("mixture", ALL, 0.1)
     assert back.matches({"feature_guided": tiny_fg, "mixture": tiny_mixture})
     assert not back.matches({"feature_guided": tiny_fg})
+
+
+def test_an_atlas_matches_the_weights_not_the_step_count(atlas, tiny_fg, tiny_mixture):
+    # a run fine-tuned for as many steps as another (the shipped pairs' last runs are all 6000
+    # steps) must not be served the other's maps
+    other = copy.deepcopy(tiny_fg)
+    with torch.no_grad():
+        next(other.model.parameters()).add_(1e-3)
+    assert other.step == tiny_fg.step and other.fingerprint != tiny_fg.fingerprint
+    assert atlas.matches({"feature_guided": tiny_fg, "mixture": tiny_mixture})
+    assert not atlas.matches({"feature_guided": other, "mixture": tiny_mixture})
+    # a recomputed centroid table changes what the atlas drew too
+    other = copy.deepcopy(tiny_fg)
+    other.centroids.table.mul_(1.01)
+    assert not atlas.matches({"feature_guided": other, "mixture": tiny_mixture})
 
 
 def test_user_errors(atlas, tmp_path):

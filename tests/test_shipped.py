@@ -53,6 +53,14 @@ def test_shipped_samples_are_well_above_chance(sample_accuracy):
     assert sample_accuracy >= REGRESSION_FLOOR, f"class accuracy of samples {sample_accuracy:.2f}"
 
 
+def test_the_cached_atlas_was_drawn_from_the_shipped_models(shipped):
+    # else the app would serve maps of other weights (or rebuild them at every start)
+    from engine.atlas import Atlas
+    mixture = load_checkpoint(DEFAULT_MIXTURE, device="cpu")
+    assert Atlas.load().matches({"feature_guided": shipped, "mixture": mixture}), \
+        "assets/atlas is stale: run `python -m engine atlas`"
+
+
 def test_independent_classifier_tells_real_test_crops_apart(shipped):
     from engine.data import load_dataset
     clf = load_classifier(shipped, progress=False)
