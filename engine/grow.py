@@ -40,6 +40,31 @@ def _old_inputs(key: str, n_old: int, old: ModelConfig, new: ModelConfig) -> tor
     return torch.cat([torch.arange(old.widths[i]), new.widths[i] + torch.arange(old.widths[i])])
 
 
+def _out_in(key: str, w: torch.Tensor) -> torch.Tensor:
+    """A convolution's weights as (out, in, kh, kw), a view: ConvTranspose2d (the up layers)
+    stores them as (in, out, kh, kw)."""
+    return w.transpose(0, 1) if key.startswith("up.") else w
+
+
+def new_channel_use(state: dict[str, torch.Tensor], old: ModelConfig,
+                    new: ModelConfig) -> dict[str, tuple[float, float]]:
+    """Per convolution of a grown network: the RMS of the weights from its new input channels
+    into its old output channels, and of those from old inputs into old outputs.
+
+    `widen` sets the first to zero; how far training has moved it says how much the network
+    computes with the room growing gave it (README, "How we got here")."""
+    old_shapes = {k: _out_in(k, v).shape for k, v in UNet(old).state_dict().items() if v.dim() == 4}
+    out = {}
+    for key, (n_out, n_in, *_) in old_shapes.items():
+        rows = _out_in(key, state[key])[:n_out]
+        ins = _old_inputs(key, n_in, old, new)
+        fresh = torch.ones(rows.shape[1], dtype=torch.bool)
+        fresh[ins] = False
+        if fresh.any():
+            out[key] = (float(rows[:, fresh].pow(2).mean().sqrt()), float(rows[:, ins].pow(2).mean().sqrt()))
+    return out
+
+
 def widen(state: dict[str, torch.Tensor], old: ModelConfig, new: ModelConfig,
           seed: int = 0) -> dict[str, torch.Tensor]:
     """The state dict of a `new`-width UNet that computes what `state` (an `old` UNet) did.
@@ -62,15 +87,10 @@ def widen(state: dict[str, torch.Tensor], old: ModelConfig, new: ModelConfig,
         if value.dim() == 1:                 # norm gain / running_sd, a matched block's gains w_l
             value[: before.shape[0]] = before
         elif value.dim() == 4:
-            # Conv2d (out, in, kh, kw); ConvTranspose2d (the up layers) is (in, out, kh, kw)
-            if key.startswith("up."):
-                value, before = value.transpose(0, 1), before.transpose(0, 1)
-            ins = _old_inputs(key, before.shape[1], old, new)
-            rows = value[: before.shape[0]]            # the old output channels (a view)
-            rows.zero_()                               # from every new input: 0
-            rows[:, ins] = before
-            if key.startswith("up."):
-                value = value.transpose(0, 1)
+            before = _out_in(key, before)
+            rows = _out_in(key, value)[: before.shape[0]]     # the old output channels (a view)
+            rows.zero_()                                      # from every new input: 0
+            rows[:, _old_inputs(key, before.shape[1], old, new)] = before
         elif before.shape != value.shape:
             raise EngineError(f"cannot widen parameter {key} of shape {tuple(before.shape)}")
         else:

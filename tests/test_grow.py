@@ -7,7 +7,7 @@ import torch
 from engine.checkpoint import read_file
 from engine.config import ModelConfig
 from engine.errors import EngineError
-from engine.grow import widen
+from engine.grow import new_channel_use, widen
 from engine.network import UNet
 from engine.train import train
 
@@ -53,6 +53,23 @@ def test_widened_network_computes_the_same(channels, widths, wider):
         wide_target = torch.randn(new.phi_dim)
         wide_target[keep] = target
         assert torch.allclose(new(y, wide_target)[0], old(y, target)[0], atol=1e-5)
+
+
+def test_new_channel_use_is_zero_when_grown_and_measures_the_old_weights():
+    old_cfg = ModelConfig(widths=(8, 16, 32), size=16)
+    new_cfg = dataclasses.replace(old_cfg, widths=(12, 16, 40))
+    old = _trained_like(old_cfg).state_dict()
+    grown = widen(old, old_cfg, new_cfg)
+    use = new_channel_use(grown, old_cfg, new_cfg)
+    # every layer with a new input: the decoder's first convolutions, the up layers, ...
+    assert {"out.weight", "mid.body.3.weight", "dec.0.body.0.weight", "up.1.weight"} <= set(use)
+    assert "enc.0.body.0.weight" not in use and "mid.body.0.weight" not in use   # inputs not grown
+    for key, (new_in, old_in) in use.items():
+        assert new_in == 0.0
+        assert old_in == pytest.approx(float(old[key].pow(2).mean().sqrt()), rel=1e-6)
+    # a weight from a new channel into an old one (the up layer is stored (in, out, kh, kw))
+    grown["up.1.weight"][35, 2] = 1.0
+    assert new_channel_use(grown, old_cfg, new_cfg)["up.1.weight"][0] > 0
 
 
 def test_widen_refuses_to_shrink_or_change_depth():
