@@ -99,12 +99,34 @@ def test_recorded_command_is_valid_for_the_engine_command_line(target):
 def test_launch_is_local_and_never_shared():
     kw = launch_kwargs()
     assert kw["server_name"] == "127.0.0.1" and kw["server_port"] == 7860 and kw["share"] is False
+    a = _app_script().parse_args([])
+    assert a.host == "127.0.0.1" and a.port == 7860
+
+
+def _app_script():
     import importlib.util
     spec = importlib.util.spec_from_file_location("app_script", ROOT / "app.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    a = script.parse_args([])
-    assert a.host == "127.0.0.1" and a.port == 7860
+    return script
+
+
+def test_app_rebuilds_an_atlas_drawn_from_other_weights(tiny_fg_dir, tiny_mixture_dir, tiny_atlas, tmp_path):
+    import shutil
+
+    import torch
+    run = tmp_path / "run"
+    shutil.copytree(tiny_fg_dir, run)
+    tiny_atlas.save(run / "atlas")
+    script = _app_script()
+    args = script.parse_args(["--checkpoint", str(run), "--mixture", str(tiny_mixture_dir), "--no-umap"])
+    assert script.load(args)[2].atlas is not None                 # drawn from these models: served
+    # the same run fine-tuned as long again (same step count), or its weights edited: rebuilt
+    state = torch.load(run / "model.pt", weights_only=False)
+    state["model"]["out.weight"] += 1e-3
+    torch.save(state, run / "model.pt")
+    holder = script.load(args)[2]
+    assert holder.atlas is None and holder.phase == "waiting"
 
 
 def test_app_script_refuses_bad_checkpoints_with_one_line(tiny_mixture_dir, tmp_path):
