@@ -82,8 +82,8 @@ def trained(ckpt) -> str:
 
 def grown_from(ckpt) -> str:
     """' (grown from ...)' when the network began narrower (`train --init --widths`), else ''."""
-    first = tuple(ckpt.lineage[-1]["train_config"]["model"]["widths"]) if ckpt.lineage else None
-    return f" (grown from {first} during training)" if first and first != tuple(ckpt.config.widths) else ""
+    first = ckpt.first_widths
+    return f" (grown from {first} during training)" if first != tuple(ckpt.config.widths) else ""
 
 
 def model_card(ckpt, mixture=None) -> str:

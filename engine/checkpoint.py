@@ -124,6 +124,13 @@ class Checkpoint:
         return self.step + sum(r["step"] for r in self.lineage)
 
     @property
+    def first_widths(self) -> tuple[int, ...]:
+        """Channel widths of the first run in its lineage (its own if never fine-tuned): they
+        differ from `config.widths` when the network was grown (`train --init --widths`)."""
+        runs = self.lineage
+        return tuple(runs[-1]["train_config"]["model"]["widths"] if runs else self.config.widths)
+
+    @property
     def fingerprint(self) -> str:
         """A short hash of the weights and the centroid table: what a cache drawn from this
         checkpoint (the atlas) depends on. Its step count cannot serve: fine-tuned runs of equal

@@ -30,15 +30,12 @@ def main() -> int:
     try:
         for run in args.runs:
             ckpt = load_checkpoint(run, device="cpu")
-            if args.old_widths:
-                widths = tuple(int(w) for w in args.old_widths.split(","))
-            elif ckpt.lineage:
-                widths = tuple(ckpt.lineage[-1]["train_config"]["model"]["widths"])
-            else:
-                raise EngineError(f"{run}: no earlier runs recorded; give --old-widths")
-            old = dataclasses.replace(ckpt.config, widths=widths)
+            widths = (tuple(int(w) for w in args.old_widths.split(",")) if args.old_widths
+                      else ckpt.first_widths)
             if widths == tuple(ckpt.config.widths):
-                raise EngineError(f"{run}: widths {widths} were never grown")
+                raise EngineError(f"{run}: widths {widths} were never grown (give --old-widths if "
+                                  "its earlier runs were not recorded)")
+            old = dataclasses.replace(ckpt.config, widths=widths)
             print(f"{ckpt.path}: widths {widths} -> {tuple(ckpt.config.widths)}, {ckpt.total_steps} steps")
             print(f"  {'layer':22s} {'new -> old':>10s} {'old -> old':>10s}")
             for key, (new_in, old_in) in new_channel_use(ckpt.model.state_dict(), old, ckpt.config).items():

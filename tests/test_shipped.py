@@ -20,10 +20,14 @@ def shipped():
     return load_checkpoint(DEFAULT_CHECKPOINT, device="cpu")
 
 
-def test_shipped_models_load_with_centroids(shipped):
-    mixture = load_checkpoint(DEFAULT_MIXTURE, device="cpu")
-    assert shipped.kind == "feature_guided" and mixture.kind == "mixture"
-    assert shipped.classes == mixture.classes and len(shipped.classes) >= 10
+@pytest.fixture(scope="module")
+def shipped_mixture():
+    return load_checkpoint(DEFAULT_MIXTURE, device="cpu")
+
+
+def test_shipped_models_load_with_centroids(shipped, shipped_mixture):
+    assert shipped.kind == "feature_guided" and shipped_mixture.kind == "mixture"
+    assert shipped.classes == shipped_mixture.classes and len(shipped.classes) >= 10
     assert shipped.centroids is not None and shipped.centroids.table.shape[0] == len(shipped.classes)
 
 
@@ -53,11 +57,10 @@ def test_shipped_samples_are_well_above_chance(sample_accuracy):
     assert sample_accuracy >= REGRESSION_FLOOR, f"class accuracy of samples {sample_accuracy:.2f}"
 
 
-def test_the_cached_atlas_was_drawn_from_the_shipped_models(shipped):
+def test_the_cached_atlas_was_drawn_from_the_shipped_models(shipped, shipped_mixture):
     # else the app would serve maps of other weights (or rebuild them at every start)
     from engine.atlas import Atlas
-    mixture = load_checkpoint(DEFAULT_MIXTURE, device="cpu")
-    assert Atlas.load().matches({"feature_guided": shipped, "mixture": mixture}), \
+    assert Atlas.load().matches({"feature_guided": shipped, "mixture": shipped_mixture}), \
         "assets/atlas is stale: run `python -m engine atlas`"
 
 
