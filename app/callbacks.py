@@ -64,8 +64,8 @@ def status_html(text: str, fraction: float | None = None, kind: str = "") -> str
     return f'<div class="run-status {kind}">{bar}<span>{text}</span></div>'
 
 
-def settings_from(beta: float, h0: float) -> SamplerSettings:
-    return SamplerSettings(beta=float(beta), h0=float(h0))
+def settings_from(beta: float, h0: float, guidance: float = SamplerSettings.guidance) -> SamplerSettings:
+    return SamplerSettings(beta=float(beta), h0=float(h0), guidance=float(guidance))
 
 
 def check_count(n, most: int = MAX_SAMPLES, what: str = "number of samples") -> int:
@@ -143,13 +143,14 @@ class Views:
 
     @user_errors
     def sample(self, condition: str = CLASS, class_name: str = "", images=None, n: int = 16,
-               seed: int = 0, beta: float = SamplerSettings.beta, h0: float = SamplerSettings.h0):
+               seed: int = 0, beta: float = SamplerSettings.beta, h0: float = SamplerSettings.h0,
+               guidance: float = SamplerSettings.guidance):
         """Stream a sampling run: (y_t picture, f(y_t) picture, status, final grid, downloads).
 
         condition: "class" (class_name), "uploaded images" (images: image files) or
         "mixture model (unconditional)"."""
         n, seed = check_count(n), check_seed(seed)
-        settings = settings_from(beta, h0)
+        settings = settings_from(beta, h0, guidance)
         names = None
         ckpt = self.ctx.fg
         if condition == CLASS:

@@ -171,6 +171,8 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
                     s_beta = gr.Slider(0.01, 1.0, value=SamplerSettings.beta, step=0.01,
                                        label="beta (noise injected: smaller = more, and more steps)")
                     s_h0 = gr.Slider(0.001, 0.2, value=SamplerSettings.h0, step=0.001, label="h0 (first step size)")
+                    s_guidance = gr.Slider(0.0, 2.0, value=SamplerSettings.guidance, step=0.05,
+                                           label="guidance (past the target, away from the mixture's centroid)")
                 with gr.Row(visible=False, equal_height=True) as s_upload_row:
                     s_images = gr.File(file_count="multiple", label="Conditioning images (one or more)",
                                        height=140, scale=2, elem_id="sample-upload")
@@ -188,7 +190,8 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
                                    s_condition, [s_upload_row, s_class], api_visibility="private", queue=False)
                 s_images.change(views.preview_uploads, s_images, [s_preview, s_upload_msg],
                                 api_visibility="private", **light)
-                run = s_run.click(views.sample, [s_condition, s_class, s_images, s_n, s_seed, s_beta, s_h0],
+                run = s_run.click(views.sample, [s_condition, s_class, s_images, s_n, s_seed, s_beta, s_h0,
+                                                  s_guidance],
                                   [s_y, s_f, s_status, s_grid, s_files], api_name="sample",
                                   show_progress="minimal", **heavy)
                 s_stop.click(None, None, None, cancels=[run], api_visibility="private")

@@ -22,7 +22,9 @@ SAMPLE = (
     "The sampler starts from noise (sigma = 1) and steps towards the denoiser's estimate f(y_t), adding "
     "a little fresh noise each time, until sigma = 0.01: watch the noisy images y_t turn into samples. "
     "Condition on a class centroid, or on your own images (any format or size; converted to the "
-    "model's images). Smaller **beta** injects more noise (more steps); **h0** is the first step size. "
+    "model's images). Smaller **beta** injects more noise (more steps); **h0** is the first step size; "
+    "**guidance** g conditions on phi* + g (phi* - the mixture's centroid), carrying the target past "
+    "itself (0: the centroid itself, as in the paper; more: more typical of the class, less varied). "
     "The same seed gives the same samples; the JSON download holds the command that reproduces the run."
 )
 

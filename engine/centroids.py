@@ -43,13 +43,23 @@ class CentroidTable:
         """phibar_c(sigma) for sigma (B,) -> (B, D); c a class (name or index) or (B,) indices."""
         if not isinstance(c, torch.Tensor):
             c = torch.full(sigma.shape, self.index(c), dtype=torch.long)
+        lo, hi, t = self._bracket(sigma)
         c = c.to(self.table.device)
+        return (1 - t) * self.table[c, lo] + t * self.table[c, hi]
+
+    def centre(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The mixture's centroid (classes weighted equally) at sigma (B,) -> (B, D)."""
+        lo, hi, t = self._bracket(sigma)
+        m = self.table.mean(0)
+        return (1 - t) * m[lo] + t * m[hi]
+
+    def _bracket(self, sigma: torch.Tensor):
+        """Grid indices below and above each sigma (B,), and the weight of the one above."""
         ls = torch.log(self.sigmas)
         x = torch.log(sigma.to(ls).clamp(self.sigmas[0], self.sigmas[-1]))
         hi = torch.searchsorted(ls, x).clamp(1, len(ls) - 1)
         lo = hi - 1
-        t = ((x - ls[lo]) / (ls[hi] - ls[lo]))[:, None]
-        return (1 - t) * self.table[c, lo] + t * self.table[c, hi]
+        return lo, hi, ((x - ls[lo]) / (ls[hi] - ls[lo]))[:, None]
 
     def to(self, device) -> "CentroidTable":
         return CentroidTable(self.sigmas.to(device), self.table.to(device), self.spread.to(device), self.classes,

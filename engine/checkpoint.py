@@ -178,6 +178,12 @@ class Checkpoint:
         out = table.at(name, s.reshape(-1))
         return out[0] if s.dim() == 0 else out
 
+    def centre(self, sigma: float | torch.Tensor) -> torch.Tensor:
+        """The mixture's centroid (the mean of the class centroids) at sigma, shaped as `centroid`."""
+        s = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
+        out = self.require_centroids().centre(s.reshape(-1))
+        return out[0] if s.dim() == 0 else out
+
     def class_mean(self, name: str | int) -> torch.Tensor:
         """(C,) mean pixel of a class's training images (the data mean for older tables)."""
         i = self.class_index(name)

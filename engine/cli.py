@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="auto")
 
-    from .sampler import BETA, H0, MAX_STEPS, SIGMA_0, SIGMA_L
+    from .sampler import BETA, GUIDANCE, H0, MAX_STEPS, SIGMA_0, SIGMA_L
+    guidance_help = (f"carry the target past itself, away from the mixture's centroid: "
+                     f"phi* + g (phi* - centre), g in [0, 4] (default {GUIDANCE}: the target itself)")
     s = sub.add_parser("sample", help="draw samples with the coarse-to-fine sampler",
                        description="Sample with the stochastic coarse-to-fine sampler of DESIGN.md 4. "
                        "Choose exactly one target; the default checkpoint is the shipped model.")
@@ -111,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--beta", type=float, default=BETA, help=f"noise injection, in (0, 1] (default {BETA})")
     s.add_argument("--h0", type=float, default=H0, help=f"initial step size, in (0, 1] (default {H0})")
+    s.add_argument("--guidance", type=float, default=GUIDANCE, help=guidance_help)
     s.add_argument("--sigma0", type=_positive(float), default=SIGMA_0, help=f"initial noise level (default {SIGMA_0})")
     s.add_argument("--sigmaL", type=_positive(float), default=SIGMA_L, help=f"final noise level (default {SIGMA_L})")
     s.add_argument("--max-steps", type=_positive(int), default=MAX_STEPS, help=f"step limit (default {MAX_STEPS})")
@@ -137,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--beta", type=float, default=BETA)
     e.add_argument("--h0", type=float, default=H0)
+    e.add_argument("--guidance", type=float, default=GUIDANCE, help=guidance_help)
     e.add_argument("--no-timing", action="store_true", help="skip the speed measurement")
     e.add_argument("--out", default=None, help="also write the JSON to this file")
     e.add_argument("--card", default=None, help="also write a markdown model card to this file")
@@ -178,7 +182,8 @@ def cmd_centroids(a) -> int:
 
 def _settings(a):
     from .sampler import SamplerSettings
-    return SamplerSettings(sigma_0=a.sigma0, sigma_L=a.sigmaL, h0=a.h0, beta=a.beta, max_steps=a.max_steps)
+    return SamplerSettings(sigma_0=a.sigma0, sigma_L=a.sigmaL, h0=a.h0, beta=a.beta, max_steps=a.max_steps,
+                           guidance=a.guidance)
 
 
 def cmd_sample(a) -> int:
@@ -253,7 +258,7 @@ def cmd_evaluate(a) -> int:
     mix_path = a.mixture or (DEFAULT_MIXTURE if a.checkpoint is None else None)
     mixture = load_checkpoint(mix_path, a.device) if mix_path else None
     report = evaluate(ckpt, mixture, per_class=a.per_class, seed=a.seed,
-                      settings=SamplerSettings(beta=a.beta, h0=a.h0), timing=not a.no_timing)
+                      settings=SamplerSettings(beta=a.beta, h0=a.h0, guidance=a.guidance), timing=not a.no_timing)
     text = to_json(report)
     print(text)
     if a.out:

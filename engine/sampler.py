@@ -18,6 +18,8 @@ initial noise and noise sequence (the bifurcation experiment).
 
 The target phi*(sigma) is looked up at each image's current noise estimate; phi*(sigma_0)
 at t = 1 (the estimate exists only after the first denoiser call).
+With guidance g > 0 the network is given phi* + g (phi* - phibar(sigma)) instead, phibar the
+mixture's centroid (`guided`); g = 0, DESIGN.md's target, is the default.
 
 Where the walk starts (our choice of DESIGN.md 4's "mean image"): the mean pixel of the
 target - a class's training images, the alpha-mix of two classes', the conditioning images'
@@ -47,6 +49,7 @@ SIGMA_L = 0.01
 H0 = 0.01
 BETA = 0.1
 MAX_STEPS = 140
+GUIDANCE = 0.0
 
 
 @dataclass
@@ -56,6 +59,7 @@ class SamplerSettings:
     h0: float = H0
     beta: float = BETA
     max_steps: int = MAX_STEPS
+    guidance: float = GUIDANCE      # g of `guided`: 0 is the paper's target itself
 
     def __post_init__(self):
         if not 0 < self.beta <= 1:
@@ -66,6 +70,20 @@ class SamplerSettings:
             raise EngineError(f"need 0 < sigma_L < sigma_0, got sigma_L={self.sigma_L}, sigma_0={self.sigma_0}")
         if self.max_steps < 1:
             raise EngineError("max_steps must be at least 1")
+        if not 0 <= self.guidance <= 4:
+            raise EngineError(f"guidance must be in [0, 4], got {self.guidance}")
+
+
+def guided(ckpt, phi_star: torch.Tensor | None, sigma: torch.Tensor, guidance: float) -> torch.Tensor | None:
+    """phi* + g (phi* - phibar(sigma)), phibar the mixture's centroid (Checkpoint.centre).
+
+    g = 0 is DESIGN.md's target. g > 0 carries the target past it, away from the mixture's
+    centroid: the alpha > 1 of an interpolation from the mixture to the target, the way
+    classifier-free guidance extrapolates from an unconditional model (README, "Sampler
+    defaults", measures what it does to class accuracy and diversity)."""
+    if phi_star is None or guidance == 0:
+        return phi_star
+    return phi_star + guidance * (phi_star - ckpt.centre(sigma).to(phi_star))
 
 
 @dataclass
@@ -240,7 +258,7 @@ def sample(ckpt, target: Target | None = None, n: int = 16, seed: int = 0,
     while bool(active.any()) and t <= s.max_steps:
         idx = torch.nonzero(active).flatten()
         ya = y[idx]
-        goal = target.phi(ckpt, sigma[idx])
+        goal = guided(ckpt, target.phi(ckpt, sigma[idx]), sigma[idx], s.guidance)
         f, phi_a = ckpt.model(ya, goal)
         nfe += per_eval
         h = s.h0 * t / (1 + s.h0 * (t - 1))
@@ -255,7 +273,7 @@ def sample(ckpt, target: Target | None = None, n: int = 16, seed: int = 0,
         t += 1
 
     # the returned sample: f(y_T, phi*) at each image's final noise level
-    final, phi_T = ckpt.model(y, target.phi(ckpt, sigma))
+    final, phi_T = ckpt.model(y, guided(ckpt, target.phi(ckpt, sigma), sigma, s.guidance))
     nfe += per_eval
     yield Step(t, y.clone(), final.clamp(0, 1), sigma.clone(), phi_T, active.clone(), nfe, final=True)
 

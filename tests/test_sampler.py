@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from engine.errors import EngineError
-from engine.sampler import (ClassTarget, ImageTarget, Interpolation, SamplerSettings, Switch, Unconditional, run,
-                            sample)
+from engine.sampler import (ClassTarget, ImageTarget, Interpolation, SamplerSettings, Switch, Unconditional, guided,
+                            run, sample)
 
 
 def test_same_seed_same_samples_other_seed_other_samples(tiny_fg):
@@ -58,6 +58,25 @@ def test_targets(tiny_fg):
     sw = Switch(a, b, 0.1).phi(tiny_fg, sigma)
     assert torch.allclose(sw[0], tiny_fg.centroid(a, 0.3)) and torch.allclose(sw[1], tiny_fg.centroid(b, 0.05))
     assert Unconditional().phi(tiny_fg, sigma) is None
+
+
+def test_guidance_extrapolates_from_the_mixture_centroid(tiny_fg):
+    sigma = torch.tensor([0.3, 0.05, 0.012])
+    k = len(tiny_fg.classes)
+    centre = torch.stack([tiny_fg.centroid(c, sigma) for c in range(k)]).mean(0)
+    assert torch.allclose(tiny_fg.centre(sigma), centre, atol=1e-6)
+    assert torch.allclose(tiny_fg.centre(0.3), centre[0], atol=1e-6)
+    phi = tiny_fg.centroid(1, sigma)
+    assert guided(tiny_fg, phi, sigma, 0.0) is phi and guided(tiny_fg, None, sigma, 2.0) is None
+    # g: the interpolation from the centre to the target at alpha = 1 + g
+    assert torch.allclose(guided(tiny_fg, phi, sigma, 0.5), 1.5 * phi - 0.5 * centre, atol=1e-6)
+    # in the sampler: g > 0 changes the samples, reproducibly
+    zero, _ = run(tiny_fg, ClassTarget(1), n=2, seed=3, max_steps=12, guidance=0.0)
+    g1, _ = run(tiny_fg, ClassTarget(1), n=2, seed=3, max_steps=12, guidance=1.0)
+    g2, _ = run(tiny_fg, ClassTarget(1), n=2, seed=3, max_steps=12, guidance=1.0)
+    assert torch.equal(g1, g2) and not torch.allclose(zero, g1)
+    with pytest.raises(EngineError, match="guidance"):
+        SamplerSettings(guidance=-0.5)
 
 
 def test_image_target_reproduces_and_counts_evaluations(tiny_fg):
