@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .sampler import BETA, GUIDANCE, H0, MAX_STEPS, SIGMA_0, SIGMA_L
     guidance_help = (f"carry the target past itself, away from the mixture's centroid: "
-                     f"phi* + g (phi* - centre), g in [0, 4] (default {GUIDANCE}: the target itself)")
+                     f"phi* + g (phi* - centre), g in [0, 4] (default {GUIDANCE}; 0: the target itself)")
     s = sub.add_parser("sample", help="draw samples with the coarse-to-fine sampler",
                        description="Sample with the stochastic coarse-to-fine sampler of DESIGN.md 4. "
                        "Choose exactly one target; the default checkpoint is the shipped model.")
