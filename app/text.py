@@ -24,7 +24,7 @@ SAMPLE = (
     "Condition on a class centroid, or on your own images (any format or size; converted to the "
     "model's images). Smaller **beta** injects more noise (more steps); **h0** is the first step size; "
     "**guidance** g conditions on phi* + g (phi* - the mixture's centroid), carrying the target past "
-    "itself (0: the target itself, as in the paper; the default 0.25 gave 2-3 points more samples of "
+    "itself (0: the target itself, as in the paper; the default 0.25 gave 3-5 points more samples of "
     "their class). "
     "The same seed gives the same samples; the JSON download holds the command that reproduces the run."
 )
