@@ -64,7 +64,7 @@ def status_html(text: str, fraction: float | None = None, kind: str = "") -> str
     return f'<div class="run-status {kind}">{bar}<span>{text}</span></div>'
 
 
-def settings_from(beta: float, h0: float, guidance: float = SamplerSettings.guidance) -> SamplerSettings:
+def settings_from(beta: float, h0: float, guidance: float) -> SamplerSettings:
     return SamplerSettings(beta=float(beta), h0=float(h0), guidance=float(guidance))
 
 

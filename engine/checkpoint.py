@@ -174,14 +174,16 @@ class Checkpoint:
         """phibar_c(sigma): (D,) for a float sigma, (B, D) for a tensor of sigmas.
         `name` is a class name or index, or a (B,) tensor of class indices."""
         table = self.require_centroids()
-        s = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
-        out = table.at(name, s.reshape(-1))
-        return out[0] if s.dim() == 0 else out
+        return self._read_table(lambda s: table.at(name, s), sigma)
 
     def centre(self, sigma: float | torch.Tensor) -> torch.Tensor:
         """The mixture's centroid (the mean of the class centroids) at sigma, shaped as `centroid`."""
+        return self._read_table(self.require_centroids().centre, sigma)
+
+    def _read_table(self, read, sigma: float | torch.Tensor) -> torch.Tensor:
+        """read(sigmas (B,)) -> (B, D), called with sigma as a batch: (D,) back for a float sigma."""
         s = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
-        out = self.require_centroids().centre(s.reshape(-1))
+        out = read(s.reshape(-1))
         return out[0] if s.dim() == 0 else out
 
     def class_mean(self, name: str | int) -> torch.Tensor:
