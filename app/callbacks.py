@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from pathlib import Path
 
 import gradio as gr
@@ -145,13 +146,15 @@ class Views:
     def sample(self, condition: str = CLASS, class_name: str = "", images=None, n: int = 16,
                seed: int = 0, beta: float = SamplerSettings.beta, h0: float = SamplerSettings.h0,
                guidance: float = SamplerSettings.guidance):
-        """Stream a sampling run: (y_t picture, f(y_t) picture, status, final grid, downloads).
+        """Stream a sampling run: (y_t picture, f(y_t) picture, status, final grid, downloads,
+        real images to compare with).
 
         condition: "class" (class_name), "uploaded images" (images: image files) or
-        "mixture model (unconditional)"."""
+        "mixture model (unconditional)". The last output comes with the first frame; the final
+        status adds the independent classifier's reading of the samples."""
         n, seed = check_count(n), check_seed(seed)
         settings = settings_from(beta, h0, guidance)
-        names = None
+        names, arrays = None, None
         ckpt = self.ctx.fg
         if condition == CLASS:
             target = ClassTarget(self.class_name(class_name))
@@ -172,6 +175,7 @@ class Views:
         last_shown = -1.0
         frames = FrameRecorder()
         step = None
+        compare = self.comparison(condition, class_name, arrays)
         for step in sample(ckpt, target, n=n, seed=seed, settings=settings):
             y, d = imaging.as_array(step.y), imaging.as_array(step.denoised)
             active = int(step.active.sum())
@@ -186,18 +190,52 @@ class Views:
                         f"still denoising &middot; {step.nfe} network evaluations per image &middot; "
                         f"{now - t0:.1f} s")
                 yield (imaging.grid(y), imaging.grid(d), status_html(text, progress_fraction(sig, settings)),
-                       None, None)
+                       None, None, compare if step.t == 0 else gr.skip())
         seconds = time.perf_counter() - t0
         samples = imaging.as_array(step.denoised)
+        counts = self.readings(samples)
+        reading = {} if counts is None else {"classifier_reading": dict(counts.most_common())}
         record = runs.run_record(ckpt.path, target.describe() if condition != CLASS else
                                  {"mode": "class", "class": target.name}, n, seed, settings, names,
                                  steps=step.t, nfe_per_image=step.nfe, seconds=round(seconds, 3),
-                                 device=str(ckpt.device))
+                                 device=str(ckpt.device), **reading)
         files = runs.write_downloads(self.ctx.new_run_dir(), samples, frames.frames(), record)
         text = (f"<b>done</b>: {n} samples conditioned on {what} in {seconds:.1f} s &middot; {step.t - 1} steps &middot; "
-                f"{step.nfe} network evaluations per image &middot; seed {seed}")
+                f"{step.nfe} network evaluations per image &middot; seed {seed}<br>"
+                + self.reading_text(counts, n, target.name if condition == CLASS else None))
         yield (imaging.grid(imaging.as_array(step.y)), imaging.grid(samples), status_html(text, 1.0, "done"),
-               imaging.grid(samples), files)
+               imaging.grid(samples), files, gr.skip())
+
+    def comparison(self, condition: str, class_name: str, uploads: np.ndarray | None) -> np.ndarray | None:
+        """Real images to judge the samples against: held-out test crops of the class (of every
+        class for the mixture model), or the conditioning images as the model sees them."""
+        if condition == IMAGES:
+            return imaging.grid(uploads)
+        atlas = self.atlas_or_none()
+        if atlas is None:
+            return None
+        if condition == CLASS:
+            idx = np.nonzero(atlas.labels == atlas.classes.index(class_name))[0][:16]
+        else:
+            idx = np.concatenate([np.nonzero(atlas.labels == c)[0][:2] for c in range(len(atlas.classes))])
+        return imaging.grid(atlas.images[idx])
+
+    def readings(self, samples: np.ndarray) -> Counter | None:
+        """How many samples the independent classifier assigns to each class (None while it is
+        being prepared)."""
+        probs = self.probabilities(samples)
+        return None if probs is None else Counter(self.ctx.classes[k] for k in probs.argmax(1))
+
+    def reading_text(self, counts: Counter | None, n: int, target: str | None) -> str:
+        if counts is None:
+            return self.ctx.classifier.status()
+        head = "the independent classifier (trained on real crops) reads "
+        if target is not None:
+            others = Counter(counts)
+            hits = others.pop(target, 0)
+            rest = ", ".join(f"{c} {k}" for c, k in others.most_common())
+            return head + f"<b>{hits} of {n}</b> as {target}" + (f" (the others as {rest})" if rest else "")
+        return head + "them as " + ", ".join(f"{c} {k}" for c, k in counts.most_common())
 
     # ------------------------------------------------------------------ /embedding
     def atlas_or_none(self):

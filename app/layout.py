@@ -184,6 +184,8 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
                     s_y = gr.Image(label="y_t: current noisy images", height=380, elem_id="sample-y", **image_kw)
                     s_f = gr.Image(label="f(y_t): denoised estimates", height=380, elem_id="sample-f", **image_kw)
                     s_grid = gr.Image(label="final samples", height=380, elem_id="sample-grid", **image_kw)
+                    s_real = gr.Image(label="real images, to compare", height=380,
+                                      elem_id="sample-real", **image_kw)
                 s_files = gr.File(label="Downloads: PNG grid, trajectory GIF, .npy array, JSON with the command",
                                   file_count="multiple", interactive=False, elem_id="sample-files")
                 s_condition.change(lambda c: (gr.update(visible=c == IMAGES), gr.update(visible=c == CLASS)),
@@ -192,7 +194,7 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
                                 api_visibility="private", **light)
                 run = s_run.click(views.sample, [s_condition, s_class, s_images, s_n, s_seed, s_beta, s_h0,
                                                   s_guidance],
-                                  [s_y, s_f, s_status, s_grid, s_files], api_name="sample",
+                                  [s_y, s_f, s_status, s_grid, s_files, s_real], api_name="sample",
                                   show_progress="minimal", **heavy)
                 s_stop.click(None, None, None, cancels=[run], api_visibility="private")
 

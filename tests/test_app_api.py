@@ -7,6 +7,7 @@ JSON's command line is run to show it reproduces the download.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 
@@ -52,6 +53,8 @@ def test_sample_streams_then_returns_the_engine_samples_and_a_reproducible_comma
     assert len(updates) >= 2                       # at least one live frame before the result
     assert updates[0][3] is None and updates[0][0]   # first frame: y_t only, no final grid yet
     assert "done" in final[2]
+    assert updates[0][5]                           # real crops of the class, to compare, with the first frame
+    assert re.search(r"reads <b>\d of 4</b> as " + app_server.fg.classes[2], final[2])
     files = by_name(final[4])
     assert set(files) == {"png", "gif", "npy", "json"}
     got = np.load(files["npy"])

@@ -11,11 +11,11 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
-from app_fixtures import bad_uploads, tiny_atlas  # noqa: F401  (fixture)
+from app_fixtures import bad_uploads, tiny_atlas, tiny_classifier  # noqa: F401  (fixtures)
 
 from app import imaging, runs
 from app.callbacks import CLASS, MIXTURE_MODE, FrameRecorder, Views
-from app.context import FG, MIXTURE, AtlasHolder, Context
+from app.context import FG, MIXTURE, AtlasHolder, ClassifierHolder, Context
 from app.layout import launch_kwargs
 from engine.cli import build_parser
 from engine.errors import EngineError
@@ -72,6 +72,37 @@ def test_sample_view_streams_few_frames_and_ends_with_downloads(tiny_fg, tiny_at
     final = outs[-1]
     assert "done" in final[2] and len(final[4]) == 4
     assert final[3].dtype == np.uint8 and final[3].shape[0] >= 100     # upscaled for the page
+    assert outs[0][5].dtype == np.uint8                                 # real crops come with the first frame
+    assert "classifier" in final[2]                                     # its status, while none is ready
+
+
+def test_sample_view_shows_real_crops_and_the_classifiers_reading_of_the_samples(tiny_fg, tiny_atlas,
+                                                                                   tiny_classifier):
+    import json
+    ctx = Context(tiny_fg, None, AtlasHolder({FG: tiny_fg}, tiny_atlas, warm=False),
+                  ClassifierHolder(tiny_fg, tiny_classifier))
+    views = Views(ctx)
+    name = tiny_fg.classes[1]
+    outs = list(views.sample(CLASS, name, None, 3, 4))
+    real = tiny_atlas.images[tiny_atlas.labels == 1][:16]
+    np.testing.assert_array_equal(outs[0][5], imaging.grid(real))        # the class's held-out crops
+    final = outs[-1]
+    files = {Path(f).suffix: f for f in final[4]}
+    samples = np.load(files[".npy"])
+    predicted = [tiny_fg.classes[k] for k in tiny_classifier.predict(samples)]
+    record = json.loads(Path(files[".json"]).read_text())
+    assert record["classifier_reading"] == {c: predicted.count(c) for c in set(predicted)}
+    assert f"<b>{predicted.count(name)} of 3</b> as {name}" in final[2]
+
+
+def test_unconditional_samples_are_compared_with_crops_of_every_class(tiny_fg, tiny_mixture, tiny_atlas,
+                                                                      tiny_classifier):
+    ctx = Context(tiny_fg, tiny_mixture, AtlasHolder({FG: tiny_fg}, tiny_atlas, warm=False),
+                  ClassifierHolder(tiny_fg, tiny_classifier))
+    outs = list(Views(ctx).sample(MIXTURE_MODE, None, None, 2, 0))
+    idx = np.concatenate([np.nonzero(tiny_atlas.labels == c)[0][:2] for c in range(len(tiny_fg.classes))])
+    np.testing.assert_array_equal(outs[0][5], imaging.grid(tiny_atlas.images[idx]))
+    assert "reads them as" in outs[-1][2]
 
 
 def test_frame_recorder_keeps_evenly_spaced_steps_with_the_last():

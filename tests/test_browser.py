@@ -86,6 +86,8 @@ def test_sample_streams_and_offers_downloads(browser_page):
     page.wait_for_selector("#sample-y img")                    # a live frame arrives before the end
     page.wait_for_selector("#sample-status .done", timeout=120_000)
     page.wait_for_selector("#sample-grid img")
+    page.wait_for_selector("#sample-real img")                 # real crops of the class, to compare
+    assert "independent classifier" in page.locator("#sample-status").inner_text()
     names = page.locator("#sample-files").inner_text()
     for ext in (".png", ".gif", ".npy", ".json"):
         assert ext in names
