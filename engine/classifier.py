@@ -33,10 +33,13 @@ class SmallCNN(nn.Module):
                                       *block(2 * width, 4 * width))
         self.head = nn.Linear(8 * width, classes)
 
-    def forward(self, x):
+    def pooled(self, x):
         h = self.features(x)
         # mean and std of each channel: texture statistics, position-free
-        return self.head(torch.cat([h.mean((2, 3)), h.std((2, 3))], 1))
+        return torch.cat([h.mean((2, 3)), h.std((2, 3))], 1)
+
+    def forward(self, x):
+        return self.head(self.pooled(x))
 
 
 class Classifier:
@@ -47,12 +50,17 @@ class Classifier:
         self.key = key
 
     @torch.no_grad()
-    def probabilities(self, images) -> np.ndarray:
-        """(N, C, H, W) images in [0, 1] (array or tensor) -> (N, K) class probabilities."""
+    def features(self, images) -> np.ndarray:
+        """(N, C, H, W) images in [0, 1] (array or tensor) -> (N, D) pooled features: the channel
+        means and standard deviations the class is read from."""
         x = torch.as_tensor(np.asarray(images, dtype=np.float32) if not isinstance(images, torch.Tensor)
                             else images.detach().cpu().float())
-        out = [torch.softmax(self.net(x[i:i + 512]), 1) for i in range(0, len(x), 512)]
-        return torch.cat(out).numpy()
+        return torch.cat([self.net.pooled(x[i:i + 512]) for i in range(0, len(x), 512)]).numpy()
+
+    @torch.no_grad()
+    def probabilities(self, images) -> np.ndarray:
+        """(N, C, H, W) images in [0, 1] (array or tensor) -> (N, K) class probabilities."""
+        return torch.softmax(self.net.head(torch.from_numpy(self.features(images))), 1).numpy()
 
     def predict(self, images) -> np.ndarray:
         return self.probabilities(images).argmax(1)

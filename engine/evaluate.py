@@ -7,6 +7,11 @@
   figure for real test crops of the class (1: as diverse as real data);
 - contrast ratio: mean per-image pixel standard deviation of a class's samples over the same
   figure for its real test crops (below 1: flatter than real images; a diagnostic, no bar);
+- kernel distance (KID, Binkowski et al. 2018; a diagnostic, no bar): the unbiased squared MMD,
+  with the cubic polynomial kernel, between a class's samples and all its real test crops in the
+  independent classifier's pooled features - a distance between distributions, where class
+  accuracy only asks which side of a boundary each sample falls. Beside it the same figure for
+  as many real *training* crops of the class: what real images score (near 0);
 - memorisation ratio: median L2 distance from each sample to its nearest training crop,
   over the same figure for real test crops (1: samples are as far from the training set
   as unseen real images; near 0: copies);
@@ -50,6 +55,18 @@ def mean_pairwise_distance(x: np.ndarray) -> float:
     d = torch.cdist(f, f)
     n = len(x)
     return float(d.sum() / (n * (n - 1)))
+
+
+def kernel_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Unbiased squared MMD between feature sets a (n, D) and b (m, D) with the kernel
+    k(u, v) = (u.v / D + 1)^3 of KID: 0 on average for two draws of one distribution."""
+    a, b = torch.from_numpy(np.asarray(a, np.float64)), torch.from_numpy(np.asarray(b, np.float64))
+    n, m, d = len(a), len(b), a.shape[1]
+    if n < 2 or m < 2:
+        raise ValueError("kernel_distance needs at least two points in each set")
+    kaa, kbb, kab = ((x @ y.T / d + 1) ** 3 for x, y in ((a, a), (b, b), (a, b)))
+    within = (kaa.sum() - kaa.diagonal().sum()) / (n * (n - 1)) + (kbb.sum() - kbb.diagonal().sum()) / (m * (m - 1))
+    return float(within - 2 * kab.mean())
 
 
 def nearest_distance(x: np.ndarray, bank: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -125,7 +142,7 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
               "sampler": vars(settings or SamplerSettings()),
               "classifier_test_accuracy": float((clf.predict(test.images) == test.labels).mean())}
 
-    acc, div, contrast, nfe = {}, {}, {}, []
+    acc, div, contrast, kid, kid_real, nfe = {}, {}, {}, {}, {}, []
     samples_all = []
     for c, name in enumerate(tqdm(ckpt.classes, desc="sampling", disable=not progress, file=sys.stderr)):
         last = None
@@ -138,6 +155,9 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
         real = test.of_class(c)[:per_class]
         div[name] = mean_pairwise_distance(x) / mean_pairwise_distance(real)
         contrast[name] = float(x.std(axis=(1, 2, 3)).mean() / real.std(axis=(1, 2, 3)).mean())
+        reference = clf.features(test.of_class(c))
+        kid[name] = kernel_distance(clf.features(x), reference)
+        kid_real[name] = kernel_distance(clf.features(train.of_class(c)[:per_class]), reference)
     samples = np.concatenate(samples_all)
     report["class_accuracy"] = acc
     report["mean_class_accuracy"] = float(np.mean(list(acc.values())))
@@ -146,6 +166,10 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
     report["diversity_ratio"] = float(np.mean(list(div.values())))
     report["contrast_per_class"] = contrast
     report["contrast_ratio"] = float(np.mean(list(contrast.values())))
+    report["kid_per_class"] = kid
+    report["kid"] = float(np.mean(list(kid.values())))
+    report["kid_real_per_class"] = kid_real
+    report["kid_real"] = float(np.mean(list(kid_real.values())))
 
     test_sub = np.concatenate([test.of_class(c)[:per_class] for c in range(len(ckpt.classes))])
     d_samples = nearest_distance(samples, train.images)
@@ -219,6 +243,11 @@ def model_card(ckpt, mixture, report: dict) -> str:
               f"- contrast ratio (sample pixel std over real): {report['contrast_ratio']:.3f}",
               f"- memorisation ratio: {report['memorisation_ratio']:.3f}",
               f"- network evaluations per sample: {report['nfe_per_sample']:.1f}"]
+    if "kid" in report:                   # reports written before it was measured have none
+        lines[-1:-1] = [f"- kernel distance (KID) to the class's real test crops in the classifier's features: "
+                        f"samples {report['kid']:.3f}, as many real training crops {report['kid_real']:.3f} "
+                        "(a diagnostic)",
+                        "  - " + ", ".join(f"{k} {v:.3f}" for k, v in report["kid_per_class"].items())]
     if "timing" in report:
         t = report["timing"]
         lines.append(f"- seconds per batch of 16: {t['seconds_per_batch']:.2f} ({t['threads']} threads, {t['device']})")

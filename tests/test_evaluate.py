@@ -1,6 +1,8 @@
 import numpy as np
 
-from engine.evaluate import noise_seen
+import pytest
+
+from engine.evaluate import kernel_distance, noise_seen
 
 
 class WhiteGaussian:
@@ -30,3 +32,17 @@ def test_noise_seen_by_the_exact_linear_denoiser_is_the_linear_figure():
     np.testing.assert_allclose(out["linear"], expected, rtol=0.02)
     np.testing.assert_allclose(out["network"], expected, rtol=0.03)
     assert out["sigma"] == list(sigmas)
+
+
+def test_kernel_distance_is_zero_on_average_for_one_distribution_and_grows_with_a_shift():
+    rng = np.random.default_rng(0)
+    draw = lambda shift=0.0: rng.standard_normal((32, 16)) + shift        # noqa: E731
+    same = [kernel_distance(draw(), draw()) for _ in range(200)]
+    shifted = [kernel_distance(draw(0.5), draw()) for _ in range(20)]
+    spread = np.std(same) / np.sqrt(len(same))
+    assert abs(np.mean(same)) < 3 * spread                  # unbiased: no offset for equal distributions
+    assert min(shifted) > np.mean(same) + 3 * np.std(same)  # a shift of half a unit stands out of one draw
+    a, b = draw(), draw(1.0)
+    assert kernel_distance(a, b) == pytest.approx(kernel_distance(b, a))
+    with pytest.raises(ValueError, match="at least two"):
+        kernel_distance(a[:1], b)
