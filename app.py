@@ -18,6 +18,19 @@ os.environ.setdefault("GRADIO_SHARE", "False")
 T_START = time.perf_counter()
 
 
+def _at_least(low: int, high: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+        if v < low or (high is not None and v > high):
+            raise argparse.ArgumentTypeError(f"must be {low} or more" if high is None else
+                                             f"must be between {low} and {high}, got {v}")
+        return v
+    return parse
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Feature-guided score diffusion explorer (gradio app).")
     p.add_argument("--checkpoint", default=None,
@@ -29,12 +42,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="atlas folder (default: assets/atlas for the shipped models; for another checkpoint "
                    "DIR/atlas, built in the background and saved there when missing)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--port", type=_at_least(1, 65535), default=7860, help="port (default 7860)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--concurrency", type=int, default=1,
+    p.add_argument("--threads", type=_at_least(1), default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--concurrency", type=_at_least(1), default=1,
                    help="engine jobs run at once; more requests wait in the queue (default 1)")
-    p.add_argument("--queue", type=int, default=32, help="most requests waiting in the queue (default 32)")
+    p.add_argument("--queue", type=_at_least(1), default=32,
+                   help="most requests waiting in the queue (default 32)")
     p.add_argument("--no-umap", action="store_true", help="do not fit missing UMAP maps (PCA only)")
     return p.parse_args(argv)
 
@@ -101,7 +115,12 @@ def main(argv=None) -> int:
     log.info("models and page ready in %.1f s; serving http://%s:%d", time.perf_counter() - T_START,
              args.host, args.port)
     print(f"* serving http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
-    demo.launch(**launch_kwargs(args.host, args.port, quiet=True))
+    try:
+        demo.launch(**launch_kwargs(args.host, args.port, quiet=True))
+    except OSError as e:         # a bad --host or a port in use: gradio says only "cannot find empty port"
+        print(f"error: cannot serve on {args.host}:{args.port} ({e}); check --host (an address of this "
+              "machine, e.g. 127.0.0.1) and --port (a free one)", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -19,8 +19,8 @@ import torch
 from engine import analysis
 from engine.atlas import noisy_phi
 from engine.errors import EngineError
-from engine.sampler import (ClassTarget, ImageTarget, Interpolation, SamplerSettings, Switch, Unconditional,
-                            sample)
+from engine.sampler import (SEED_MAX, ClassTarget, ImageTarget, Interpolation, SamplerSettings, Switch,
+                            Unconditional, sample)
 
 from . import figures, imaging, runs
 from .context import FG, Context
@@ -66,26 +66,42 @@ def status_html(text: str, fraction: float | None = None, kind: str = "") -> str
 
 
 def settings_from(beta: float, h0: float, guidance: float) -> SamplerSettings:
-    return SamplerSettings(beta=float(beta), h0=float(h0), guidance=float(guidance))
+    return SamplerSettings(beta=number(beta, "beta"), h0=number(h0, "h0"), guidance=number(guidance, "guidance"))
+
+
+def whole(v, what: str) -> int:
+    """v as an int, if it is a whole number (2.0 is, 2.5 and NaN are not)."""
+    try:
+        if isinstance(v, float) and not v.is_integer():
+            raise ValueError
+        i = int(v)
+    except (TypeError, ValueError, OverflowError):
+        raise EngineError(f"{what} must be a whole number, got {v!r}") from None
+    return i
+
+
+def number(v, what: str) -> float:
+    """v as a finite float (the API may send strings such as '0.05', or NaN)."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise EngineError(f"{what} must be a number, got {v!r}") from None
+    if not math.isfinite(x):
+        raise EngineError(f"{what} must be a finite number, got {v!r}")
+    return x
 
 
 def check_count(n, most: int = MAX_SAMPLES, what: str = "number of samples") -> int:
-    try:
-        n = int(n)
-    except (TypeError, ValueError):
-        raise EngineError(f"{what} must be a whole number, got {n!r}") from None
+    n = whole(n, what)
     if not 1 <= n <= most:
         raise EngineError(f"{what} must be between 1 and {most}, got {n}")
     return n
 
 
 def check_seed(seed) -> int:
-    try:
-        seed = int(seed)
-    except (TypeError, ValueError):
-        raise EngineError(f"seed must be a whole number, got {seed!r}") from None
-    if seed < 0:
-        raise EngineError(f"seed must be 0 or more, got {seed}")
+    seed = whole(seed, "seed")
+    if not 0 <= seed <= SEED_MAX:
+        raise EngineError(f"seed must be a whole number from 0 to {SEED_MAX}, got {seed}")
     return seed
 
 
@@ -253,8 +269,9 @@ class Views:
         if model not in atlas.models:
             raise EngineError(f"no '{model}' model in this atlas; it has {', '.join(atlas.models)}"
                               + ("" if self.ctx.mixture is not None else " (start the app with --mixture DIR)"))
-        emb = atlas.embedding(model, layer, float(sigma), method)
-        s = atlas.sigmas[atlas.sigma_index(float(sigma))]
+        sigma = number(sigma, "sigma")
+        emb = atlas.embedding(model, layer, sigma, method)
+        s = atlas.sigmas[atlas.sigma_index(sigma)]
         name = "feature-guided" if model == FG else "mixture"
         title = f"{name} model, layer {layer}, sigma = {s:g} ({emb.method.upper()})"
         fig = figures.map_figure(emb.coords, atlas.labels, atlas.classes, emb.centroids, title, emb.method)
@@ -291,7 +308,7 @@ class Views:
         atlas = self.atlas_or_none()
         if atlas is None or index is None:
             return [], ""
-        i = int(index)
+        i = whole(index, "test image number")
         if not 0 <= i < len(atlas.labels):
             raise EngineError(f"test image #{i} does not exist; the atlas has images #0 to #{len(atlas.labels) - 1}")
         name = atlas.classes[atlas.labels[i]]
@@ -313,7 +330,7 @@ class Views:
         """Paper fig. 2 for one image: (picture of the outputs with their PSNR, PSNR figure, summary).
 
         The image is the uploaded file if one is given, else held-out test image #test_index."""
-        sigma = float(sigma)
+        sigma = number(sigma, "sigma")
         if not 0 < sigma <= 2:
             raise EngineError(f"sigma must be in (0, 2], got {sigma}")
         seed = check_seed(seed)
@@ -324,7 +341,7 @@ class Views:
             x, true, source = imaging.read_upload(path, c, size), None, imaging.upload_name(path)
         else:
             atlas = self.ctx.atlas.require()
-            i = int(test_index if test_index is not None else 0)
+            i = whole(test_index if test_index is not None else 0, "test image number")
             if not 0 <= i < len(atlas.labels):
                 raise EngineError(f"test image #{i} does not exist; choose 0 to {len(atlas.labels) - 1}")
             x, true, source = atlas.images[i], int(atlas.labels[i]), f"test image #{i}"
@@ -380,12 +397,12 @@ class Views:
         a, b = self.class_name(class_a, "class A"), self.class_name(class_b, "class B")
         n, seed = check_count(n, 32), check_seed(seed)
         if mode == BLEND:
-            alpha = float(alpha)
+            alpha = number(alpha, "alpha")
             if not -2 <= alpha <= 3:
                 raise EngineError(f"alpha must be between -2 and 3, got {alpha}")
             target, label = Interpolation(a, b, alpha), f"alpha = {alpha:g}"
         elif mode == SWITCH:
-            sigma_star = float(sigma_star)
+            sigma_star = number(sigma_star, "sigma*")
             if not 0 < sigma_star < SamplerSettings.sigma_0:
                 raise EngineError(f"sigma* must be between 0 and {SamplerSettings.sigma_0:g}, got {sigma_star}")
             target, label = Switch(a, b, sigma_star), f"switch at sigma* = {sigma_star:g}"
@@ -456,7 +473,7 @@ class Views:
         sig = np.stack([r[2] for r in runs_])                       # (K, T)
         phi = fg.phi(torch.from_numpy(ys.reshape(-1, *ys.shape[2:])), batch=256).cpu().numpy()
         data = {"names": names, "y": ys, "denoised": ds, "sigma": sig, "phi": phi.reshape(len(names), t, -1),
-                "seed": seed, "layer": layer, "map_sigma": float(sigma)}
+                "seed": seed, "layer": layer, "map_sigma": number(sigma, "map sigma")}
         data.update(self.pair_distances(data))
         map_fig = self.trajectory_map(data, step=None)
         dist_fig = self.trajectory_distance_figure(data)
@@ -536,7 +553,7 @@ class Views:
         """Centroid distances (layer, sigma) and density distances between every pair of classes:
         (centroid heatmap, density heatmap, scatter with correlation, summary)."""
         atlas = self.ctx.atlas.require()
-        s = atlas.sigmas[atlas.sigma_index(float(sigma))]
+        s = atlas.sigmas[atlas.sigma_index(number(sigma, "sigma"))]
         cents = atlas.layer_centroids(FG, layer, s).astype(np.float64)
         d2 = ((cents[:, None] - cents[None]) ** 2).sum(-1)           # ||phibar_a - phibar_b||^2
         dens = self.ctx.density(progress)

@@ -106,8 +106,9 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
                 with gr.Row(equal_height=True):
                     e_model = gr.Radio(model_choices(ctx), value=FG, label="Model", scale=2)
                     e_layer = gr.Dropdown(layers, value=layer0, label="Layer", scale=1, min_width=110)
-                    e_sigma = gr.Dropdown(sigmas, value=sigmas[0], label="Noise sigma", scale=1,
-                                          min_width=110)
+                    # custom values: an API caller may send "0.05" or 0.07; the nearest map sigma is used
+                    e_sigma = gr.Dropdown(sigmas, value=sigmas[0], allow_custom_value=True, label="Noise sigma",
+                                          scale=1, min_width=110)
                     e_method = gr.Radio([("UMAP", "umap"), ("PCA", "pca")], value="umap", label="Map", scale=1)
                     e_image = gr.File(label="Place an image of yours", height=90, scale=2, elem_id="emb-upload")
                 with gr.Row():
@@ -253,7 +254,8 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
                     t_seed = gr.Number(0, precision=0, minimum=0, label="Seed", scale=1,
                                        min_width=110)
                     t_layer = gr.Dropdown(layers, value=layer0, label="Map layer", scale=1, min_width=110)
-                    t_sigma = gr.Dropdown(sigmas, value=sigmas[0], label="Map sigma", scale=1, min_width=110)
+                    t_sigma = gr.Dropdown(sigmas, value=sigmas[0], allow_custom_value=True, label="Map sigma",
+                                          scale=1, min_width=110)
                     t_run = gr.Button("Run", variant="primary", scale=1, elem_id="traj-run")
                 with gr.Row():
                     with gr.Column(scale=1):
@@ -282,7 +284,8 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
                 explain(text.DISTANCES)
                 with gr.Row(equal_height=True):
                     d_layer = gr.Dropdown(layers, value=layer0, label="Layer (centroid distance)", scale=1)
-                    d_sigma = gr.Dropdown(sigmas, value=sigmas[0], label="sigma (centroid distance)", scale=1)
+                    d_sigma = gr.Dropdown(sigmas, value=sigmas[0], allow_custom_value=True,
+                                          label="sigma (centroid distance)", scale=1)
                     d_run = gr.Button("Compute (the first time takes a while)", variant="primary", scale=2,
                                       elem_id="dist-run")
                 with gr.Row():
@@ -376,8 +379,10 @@ def build_app(ctx: Context, engine_concurrency: int = 1, max_queue: int = 32) ->
     return demo
 
 
+# show_error: our callbacks already raise gr.Error with a readable message; this also lets the
+# messages of gradio's own input checks (a wrong type sent to the API) reach the caller, not null.
 LAUNCH_DEFAULTS = dict(share=False, theme=None, css=CSS, footer_links=["api"], run_history=False,
-                       max_file_size="64mb", show_error=False, ssr_mode=False, pwa=False, mcp_server=False)
+                       max_file_size="64mb", show_error=True, ssr_mode=False, pwa=False, mcp_server=False)
 
 
 def launch_kwargs(host: str = "127.0.0.1", port: int = 7860, **over) -> dict:

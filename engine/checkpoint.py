@@ -46,7 +46,21 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise EngineError("CUDA was asked for but no CUDA device is available; use --device cpu")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise EngineError(f"unknown device '{name}'; use auto, cpu or cuda") from None
+
+
+def load_weights(model: torch.nn.Module, weights: dict, path) -> None:
+    """load_state_dict with one clear line when the weights were made for another network."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()]
+        first = lines[0].split(":")[0] if lines else "different layers"
+        raise EngineError(f"{path}: weights do not match the network config stored with them "
+                          f"({len(lines) or 1} tensor(s) differ; {first}); retrain, or restore the file") from None
 
 
 def read_file(path: str | Path) -> dict:
@@ -86,11 +100,7 @@ class Checkpoint:
         self.config: ModelConfig = self.train_config.model
         self.device = pick_device(device) if isinstance(device, str) else device
         self.model = UNet(self.config)
-        try:
-            self.model.load_state_dict(state["model"])
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()[1] if "\n" in str(e) else str(e)
-            raise EngineError(f"{self.path}: weights do not match the stored config ({first.strip()[:160]})") from None
+        load_weights(self.model, state["model"], self.path)
         self.model.to(self.device).eval()
         self.classes: list[str] = list(state["classes"])
         self.mean = torch.as_tensor(state["mean"], dtype=torch.float32)   # (C,) mean pixel of the data
@@ -206,13 +216,19 @@ class Checkpoint:
                 "parameters": sum(p.numel() for p in self.model.parameters()), "info": self.info}
 
 
-def load_checkpoint(path: str | Path | None = None, device: str = "auto") -> Checkpoint:
-    """Load a run folder or .pt file (default: the shipped feature-guided model)."""
+def load_checkpoint(path: str | Path | None = None, device: str = "auto", kind: str | None = None,
+                    what: str = "--checkpoint") -> Checkpoint:
+    """Load a run folder or .pt file (default: the shipped feature-guided model); with `kind`,
+    refuse a model of the other kind, naming the option (`what`) it came from."""
     state = read_file(path or DEFAULT_CHECKPOINT)
     try:
-        return Checkpoint(state, device)
+        ckpt = Checkpoint(state, device)
     except (KeyError, TypeError) as e:
         raise EngineError(f"{state['path']}: checkpoint is missing or has malformed field {e}") from None
+    if kind is not None and ckpt.kind != kind:
+        raise EngineError(f"{what} {ckpt.path}: a {ckpt.kind} model, where a {kind} model is needed "
+                          f"(train --kind {kind})")
+    return ckpt
 
 
 def model_state(model: UNet, train_config: TrainConfig, classes: list[str], mean: torch.Tensor,

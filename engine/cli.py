@@ -7,12 +7,17 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
 
 from .config import ModelConfig, TrainConfig
 from .errors import EngineError
+from .paths import writable_file
+
+
+MAX_SAMPLES = 1024      # per `sample` run: the network sees them all in one batch
 
 
 def _ints(s: str) -> tuple[int, ...]:
@@ -26,17 +31,38 @@ def _names(s: str) -> tuple[str, ...]:
     return tuple(v for v in s.split(",") if v)
 
 
-def _positive(kind):
+def _positive(kind, most=None):
     def parse(s: str):
         v = kind(s)
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {s}")
+        if not 0 < v < math.inf:                    # also refuses NaN
+            raise argparse.ArgumentTypeError(f"must be a positive number, got {s}")
+        if most is not None and v > most:
+            raise argparse.ArgumentTypeError(f"at most {most}, got {s}")
         return v
     return parse
 
 
+def _seed(s: str) -> int:
+    from .sampler import SEED_MAX
+    v = int(s)
+    if not 0 <= v <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {SEED_MAX}, got {s}")
+    return v
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its mistakes said in one line (not the usage block) and where to look."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m engine", description="Feature-guided score diffusion: "
+    p = Parser(prog="python -m engine", description="Feature-guided score diffusion: "
                                 "train, sample, evaluate (Kadkhodaie, Mallat, Simoncelli, arXiv 2410.11646).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -72,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"and ship it in model.pt; 0 = off, the final weights (default {TrainConfig.ema})")
     t.add_argument("--n-per-class", type=_positive(int), default=None,
                    help="training images per class (default: the dataset's, 2000 for built-ins)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_seed, default=0)
     t.add_argument("--checkpoint-every", type=_positive(int), default=250)
     t.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     t.add_argument("--out", required=True, help="run folder")
@@ -90,10 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "and store it in the checkpoint.")
     c.add_argument("--checkpoint", required=True, help="run folder or .pt file")
     c.add_argument("--per-class", type=_positive(int), default=256, help="images per class (default 256)")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=_seed, default=0)
     c.add_argument("--device", default="auto")
 
-    from .sampler import BETA, GUIDANCE, H0, MAX_STEPS, SIGMA_0, SIGMA_L
+    from .sampler import ALPHA_MAX, BETA, GUIDANCE, H0, MAX_STEPS, SIGMA_0, SIGMA_L
     guidance_help = (f"carry the target past itself, away from the mixture's centroid: "
                      f"phi* + g (phi* - centre), g in [0, 4] (default {GUIDANCE}; 0: the target itself)")
     s = sub.add_parser("sample", help="draw samples with the coarse-to-fine sampler",
@@ -107,10 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="condition on (1 - alpha) centroid(A) + alpha centroid(B)")
     g.add_argument("--switch", nargs=2, metavar=("A", "B"), help="class A until sigma < --sigma-star, then B")
     g.add_argument("--unconditional", action="store_true", help="no projection (use with a mixture model)")
-    s.add_argument("--alpha", type=float, default=None, help="interpolation weight (any real; 0 = A, 1 = B)")
-    s.add_argument("--sigma-star", type=_positive(float), default=None, help="switch level for --switch")
-    s.add_argument("--n", type=_positive(int), default=16, help="number of samples (default 16)")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--alpha", type=float, default=None,
+                   help=f"interpolation weight in [-{ALPHA_MAX:g}, {ALPHA_MAX:g}] (0 = A, 1 = B; outside [0, 1] "
+                        "extrapolates)")
+    s.add_argument("--sigma-star", type=_positive(float), default=None,
+                   help="switch level for --switch, between --sigmaL and --sigma0")
+    s.add_argument("--n", type=_positive(int, MAX_SAMPLES), default=16,
+                   help=f"number of samples (default 16, at most {MAX_SAMPLES}: run more seeds for more)")
+    s.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     s.add_argument("--beta", type=float, default=BETA, help=f"noise injection, in (0, 1] (default {BETA})")
     s.add_argument("--h0", type=float, default=H0, help=f"initial step size, in (0, 1] (default {H0})")
     s.add_argument("--guidance", type=float, default=GUIDANCE, help=guidance_help)
@@ -128,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--size", type=int, default=32)
     d.add_argument("--channels", type=int, default=1, choices=[1, 3])
     d.add_argument("--n-per-class", type=_positive(int), default=None)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=_seed, default=0)
     d.add_argument("--out", required=True, help="FILE.npz")
 
     e = sub.add_parser("evaluate", help="measure sample accuracy, diversity, memorisation, PSNR, speed",
@@ -137,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--mixture", default=None,
                    help="mixture model for the PSNR comparison (default: the shipped one, with the default checkpoint)")
     e.add_argument("--per-class", type=_positive(int), default=32, help="samples per class (default 32)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=_seed, default=0)
     e.add_argument("--beta", type=float, default=BETA)
     e.add_argument("--h0", type=float, default=H0)
     e.add_argument("--guidance", type=float, default=GUIDANCE, help=guidance_help)
@@ -198,6 +228,9 @@ def cmd_sample(a) -> int:
         raise EngineError(f"--out {out}: use a .png (grid) or .npy (array) file name")
     if a.trajectory and Path(a.trajectory).suffix.lower() != ".npz":
         raise EngineError(f"--trajectory {a.trajectory}: use a .npz file name")
+    writable_file(out)
+    if a.trajectory:
+        writable_file(a.trajectory, "--trajectory")
     if a.interpolate and a.alpha is None:
         raise EngineError("--interpolate needs --alpha (0 = first class, 1 = second)")
     if a.switch and a.sigma_star is None:
@@ -227,7 +260,6 @@ def cmd_sample(a) -> int:
         if a.trajectory:
             steps.append(last)
     x = last.denoised.cpu().numpy().astype(np.float32)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npy":
         np.save(out, x)
     else:
@@ -243,8 +275,8 @@ def cmd_dataset(a) -> int:
     from .data import load_dataset
     if Path(a.out).suffix.lower() != ".npz":
         raise EngineError(f"--out {a.out}: use a .npz file name")
+    writable_file(a.out)
     ds = load_dataset(a.name, a.split, a.size, a.channels, a.n_per_class, a.seed)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     ds.save_npz(a.out)
     print(json.dumps({"out": a.out, "images": list(ds.images.shape), "classes": ds.classes}))
     return 0
@@ -254,15 +286,17 @@ def cmd_evaluate(a) -> int:
     from .checkpoint import DEFAULT_MIXTURE, load_checkpoint
     from .evaluate import evaluate, model_card, to_json
     from .sampler import SamplerSettings
-    ckpt = load_checkpoint(a.checkpoint, a.device)
+    for path, flag in ((a.out, "--out"), (a.card, "--card")):
+        if path:
+            writable_file(path, flag)
+    ckpt = load_checkpoint(a.checkpoint, a.device, kind="feature_guided")
     mix_path = a.mixture or (DEFAULT_MIXTURE if a.checkpoint is None else None)
-    mixture = load_checkpoint(mix_path, a.device) if mix_path else None
+    mixture = load_checkpoint(mix_path, a.device, kind="mixture", what="--mixture") if mix_path else None
     report = evaluate(ckpt, mixture, per_class=a.per_class, seed=a.seed,
                       settings=SamplerSettings(beta=a.beta, h0=a.h0, guidance=a.guidance), timing=not a.no_timing)
     text = to_json(report)
     print(text)
     if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(text)
     if a.card:
         Path(a.card).write_text(model_card(ckpt, mixture, report))
@@ -275,7 +309,7 @@ def cmd_benchmark(a) -> int:
     import torch
     from .checkpoint import load_checkpoint
     from .evaluate import seconds_per_batch
-    ckpt = load_checkpoint(a.checkpoint, a.device)
+    ckpt = load_checkpoint(a.checkpoint, a.device, kind="feature_guided")
     result = seconds_per_batch(ckpt, 16, repeats=a.repeats)
     for b in (1, 16):
         y = torch.rand(b, *ckpt.shape)
@@ -299,11 +333,21 @@ EXTRA: dict = {}
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    warnings.simplefilter("default")
     try:
-        return {**COMMANDS, **EXTRA}[args.command](args)
+        with warnings.catch_warnings():           # restores the caller's warning settings
+            warnings.simplefilter("default")
+            warnings.showwarning = _one_line_warning
+            return {**COMMANDS, **EXTRA}[args.command](args)
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:          # the disk, not us: say which file and why, in one line
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory; ask for fewer samples or images (--n, --n-per-class, --per-class)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 from .errors import EngineError
@@ -37,6 +38,9 @@ class ModelConfig:
             raise EngineError(f"channels must be 1 or 3, not {self.channels}")
         if len(self.widths) < 2:
             raise EngineError("widths needs at least two scales, e.g. 32,64,128")
+        if min(self.widths) < 1:
+            raise EngineError(f"widths must be positive channel counts, e.g. 32,64,128; got "
+                              f"{','.join(map(str, self.widths))}")
         factor = 2 ** (len(self.widths) - 1)
         if self.size % factor or self.size < factor:
             raise EngineError(f"image size {self.size} is not divisible by the downsampling factor {factor}; "
@@ -102,8 +106,13 @@ class TrainConfig:
             raise EngineError("a feature-guided model needs at least one matched block")
         if not 0 <= self.ema < 1:
             raise EngineError(f"ema must be in [0, 1) (e.g. 0.999; 0: off), got {self.ema}")
-        if self.sigma_data < 0:
-            raise EngineError(f"sigma_data must be >= 0 (0: unweighted MSE), got {self.sigma_data}")
+        # written so that NaN fails every test
+        if not 0 <= self.sigma_data < math.inf:
+            raise EngineError(f"sigma_data must be a number >= 0 (0: unweighted MSE), got {self.sigma_data}")
+        if not 0 < self.sigma_max < math.inf:
+            raise EngineError(f"sigma_max must be a positive number (e.g. 1.2), got {self.sigma_max}")
+        if not 0 < self.lr < math.inf:
+            raise EngineError(f"lr must be a positive number (e.g. 2e-3), got {self.lr}")
         for name in ("steps", "batch", "checkpoint_every", "pool"):
             if name == "steps" and self.steps is None:      # allowed when resuming: the run's own
                 continue

@@ -26,6 +26,8 @@ from .errors import EngineError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 MIN_SIDE = 8                # smaller images carry no usable texture or shape
 MAX_PIXELS = 400_000_000    # decompression-bomb guard; 20000x20000 still loads
+MAX_SIZE = 1024             # model image side
+MAX_CLASS_BYTES = 2 ** 31   # float32 images of one class held in memory (2000 crops of 32x32: 8 MB)
 
 
 @dataclass
@@ -59,6 +61,8 @@ def load_image(source, channels: int = 1) -> np.ndarray:
     name = str(source) if isinstance(source, (str, Path)) else "uploaded image"
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        raise EngineError(f"{name}: is a folder, not an image file; give the images inside it")
     if isinstance(source, (str, Path)) and not Path(source).is_file():
         raise EngineError(f"{name}: no such file; check the path")
     old = Image.MAX_IMAGE_PIXELS
@@ -378,6 +382,12 @@ def load_dataset(name: str, split: str = "train", size: int = 32, channels: int 
         raise EngineError(f"image size {size} is too small; use 8 or more")
     if channels not in (1, 3):
         raise EngineError(f"channels must be 1 or 3, not {channels}")
+    if size > MAX_SIZE:
+        raise EngineError(f"image size {size} is too large; use {MAX_SIZE} or less")
+    if n_per_class is not None and n_per_class * channels * size * size * 4 > MAX_CLASS_BYTES:
+        raise EngineError(f"{n_per_class} images per class of {size}x{size} would take "
+                          f"{n_per_class * channels * size * size * 4 / 2 ** 30:.0f} GiB each class; "
+                          f"ask for at most {MAX_CLASS_BYTES // (4 * channels * size * size)}")
     if name in BUILTIN:
         return BUILTIN[name](split, size=size, channels=channels, n_per_class=n_per_class, seed=seed)
     if Path(name).exists():

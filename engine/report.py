@@ -28,6 +28,7 @@ import numpy as np
 from . import analysis as A
 from .atlas import ATLAS_SIGMAS, DEFAULT_ATLAS, PER_CLASS, Atlas, build_atlas, check_compatible, held_out
 from .errors import EngineError
+from .paths import writable_dir
 from .sampler import SamplerSettings
 
 
@@ -294,9 +295,12 @@ def run_report(fg, mixture, out, settings: ReportSettings | None = None, atlas_p
 def _floats(text: str) -> tuple[float, ...]:
     import argparse
     try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
+        values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
+        values = ()
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, got '{text}'")
+    return values
 
 
 def _positive_int(text: str) -> int:
@@ -325,23 +329,21 @@ def load_models(checkpoint, mixture, device: str, need_mixture: bool) -> dict:
     """The feature-guided model (default: shipped) and its mixture (default: shipped, with the
     default checkpoint)."""
     from .checkpoint import DEFAULT_MIXTURE, load_checkpoint
-    fg = load_checkpoint(checkpoint, device)
+    fg = load_checkpoint(checkpoint, device, kind="feature_guided")
     mix_path = mixture or (DEFAULT_MIXTURE if checkpoint is None else None)
     if mix_path is None and need_mixture:
         raise EngineError("give --mixture: the mixture model is the baseline of every comparison")
     models = {"feature_guided": fg}
     if mix_path is not None:
-        mx = load_checkpoint(mix_path, device)
-        if mx.kind != "mixture":
-            raise EngineError(f"{mx.path}: --mixture must be a mixture model (it is {mx.kind})")
-        models["mixture"] = mx
+        models["mixture"] = load_checkpoint(mix_path, device, kind="mixture", what="--mixture")
     return models
 
 
 def cmd_atlas(a) -> int:
     sigmas = a.sigmas or ATLAS_SIGMAS
-    if any(v <= 0 for v in sigmas):
-        raise EngineError("--sigmas must all be positive")
+    if not all(0 < v <= 2 for v in sigmas):          # the range of the app's denoising view
+        raise EngineError(f"--sigmas must all lie in (0, 2], got {','.join(map(str, sigmas))}")
+    writable_dir(a.out)
     models = load_models(a.checkpoint, a.mixture, a.device, need_mixture=False)
     atlas = build_atlas(models, per_class=a.per_class, sigmas=sigmas, umap=not a.no_umap, seed=a.seed,
                         progress=not a.quiet)
@@ -353,6 +355,7 @@ def cmd_atlas(a) -> int:
 
 
 def cmd_report(a) -> int:
+    writable_dir(a.out)
     models = load_models(a.checkpoint, a.mixture, a.device, need_mixture=True)
     s = ReportSettings(psnr_per_class=a.psnr_per_class, separation_per_class=a.separation_per_class,
                        separation_sigma=a.separation_sigma, density_per_class=a.density_per_class,

@@ -52,6 +52,11 @@ H0 = 0.01
 BETA = 0.1
 MAX_STEPS = 140
 GUIDANCE = 0.25
+# Limits on what a caller may ask: the network was trained up to sigma 1.2, and interpolation
+# weights far outside [0, 1] aim at no class at all.
+SIGMA_0_MAX = 10.0
+ALPHA_MAX = 10.0
+SEED_MAX = 2 ** 63 - 1    # what torch generators and JSON readers take
 
 
 @dataclass
@@ -68,8 +73,9 @@ class SamplerSettings:
             raise EngineError(f"beta must be in (0, 1], got {self.beta}")
         if not 0 < self.h0 <= 1:
             raise EngineError(f"h0 must be in (0, 1], got {self.h0}")
-        if not 0 < self.sigma_L < self.sigma_0:
-            raise EngineError(f"need 0 < sigma_L < sigma_0, got sigma_L={self.sigma_L}, sigma_0={self.sigma_0}")
+        if not 0 < self.sigma_L < self.sigma_0 <= SIGMA_0_MAX:
+            raise EngineError(f"need 0 < sigma_L < sigma_0 <= {SIGMA_0_MAX:g}, got sigma_L={self.sigma_L}, "
+                              f"sigma_0={self.sigma_0}")
         if self.max_steps < 1:
             raise EngineError("max_steps must be at least 1")
         if not 0 <= self.guidance <= 4:
@@ -117,6 +123,9 @@ class Target:
     def reset(self) -> None:
         """Called at the start of every run (targets with their own noise reseed here)."""
 
+    def check(self, settings: "SamplerSettings") -> None:
+        """Refuse, before any work, a target that these sampler settings cannot honour."""
+
     def describe(self) -> dict:
         raise NotImplementedError
 
@@ -152,6 +161,11 @@ class Interpolation(Target):
     b: str | int
     alpha: float
 
+    def __post_init__(self):
+        # far outside [0, 1] the target is no longer near any class (and 1e30 overflows to NaN)
+        if not -ALPHA_MAX <= self.alpha <= ALPHA_MAX:
+            raise EngineError(f"alpha must be a number between -{ALPHA_MAX:g} and {ALPHA_MAX:g}, got {self.alpha}")
+
     def phi(self, ckpt, sigma):
         return (1 - self.alpha) * ckpt.centroid(self.a, sigma) + self.alpha * ckpt.centroid(self.b, sigma)
 
@@ -168,6 +182,11 @@ class Switch(Target):
     a: str | int
     b: str | int
     sigma_star: float
+
+    def check(self, settings):
+        if not settings.sigma_L < self.sigma_star < settings.sigma_0:
+            raise EngineError(f"sigma* must lie between sigma_L = {settings.sigma_L:g} and sigma_0 = "
+                              f"{settings.sigma_0:g}, where the walk passes it; got {self.sigma_star}")
 
     def phi(self, ckpt, sigma):
         pa, pb = ckpt.centroid(self.a, sigma), ckpt.centroid(self.b, sigma)
@@ -237,6 +256,7 @@ def sample(ckpt, target: Target | None = None, n: int = 16, seed: int = 0,
     if settings is not None and overrides:
         s = SamplerSettings(**{**asdict(settings), **overrides})
     target = target or Unconditional()
+    target.check(s)
     target.reset()
     if n < 1:
         raise EngineError(f"number of samples must be at least 1, got {n}")

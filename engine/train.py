@@ -55,12 +55,13 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from .centroids import compute_centroids
-from .checkpoint import MODEL_FILE, STATE_FILE, model_state, pick_device, read_file, save_atomic
+from .checkpoint import MODEL_FILE, STATE_FILE, load_weights, model_state, pick_device, read_file, save_atomic
 from .config import TrainConfig
 from .data import load_dataset
 from .errors import EngineError
 from .grow import widen
 from .network import UNet
+from .paths import writable_dir
 
 
 def _log_uniform(u: torch.Tensor, sigma_max: float) -> torch.Tensor:
@@ -164,6 +165,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
         raise EngineError("a new run needs a number of steps (--steps)")
     elif (out / STATE_FILE).exists():
         raise EngineError(f"{out} already holds a run; use --resume to continue it or choose another --out")
+    writable_dir(out, "--out")
     device = pick_device(cfg.device)
     log(f"config ({'resuming at step ' + str(state['step']) if state else 'new run'}, device {device}):")
     log(cfg.to_json())
@@ -181,14 +183,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
     step, elapsed, history = 0, 0.0, []
     lineage = None
     if start is not None:
-        model.load_state_dict(start["model"])
+        load_weights(model, start["model"], start["path"])
         past = start.get("info", {})
         # the starting run's own lineage comes along, so a card can add up the whole training
         lineage = {"path": str(start["path"]), "step": start["step"],
                    "wall_seconds": past.get("wall_seconds"), "train_config": start["train_config"],
                    "init": past.get("init")}
     if state is not None:
-        model.load_state_dict(state["model"])
+        load_weights(model, state["model"], out / STATE_FILE)
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["rng"])
         step, elapsed, history = state["step"], state["info"]["wall_seconds"], state["info"]["history"]
@@ -285,7 +287,7 @@ def recompute_centroids(path: str | Path, per_class: int = 256, seed: int = 0, d
     state = read_file(path)
     cfg = TrainConfig(**state["train_config"])
     model = UNet(cfg.model).to(pick_device(device))
-    model.load_state_dict(state["model"])
+    load_weights(model, state["model"], path)
     data = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, cfg.n_per_class, cfg.seed)
     bar = tqdm(total=len(data.classes), desc="centroids", file=sys.stderr)
     table = compute_centroids(model, data.images, data.labels, data.classes, per_class=per_class, seed=seed,

@@ -135,6 +135,28 @@ def test_launch_is_local_and_never_shared():
     assert a.host == "127.0.0.1" and a.port == 7860
 
 
+@pytest.mark.parametrize("args", [["--concurrency", "0"], ["--threads", "-1"], ["--port", "99999"],
+                                  ["--queue", "x"]])
+def test_app_script_refuses_settings_it_cannot_serve_with(args, capsys):
+    with pytest.raises(SystemExit) as e:
+        _app_script().parse_args(args)
+    assert e.value.code == 2 and args[0] in capsys.readouterr().err
+
+
+def test_views_take_numbers_as_the_api_sends_them_and_refuse_the_rest(tiny_fg, tiny_atlas):
+    views = Views(Context(tiny_fg, None, AtlasHolder({FG: tiny_fg}, tiny_atlas, warm=False)))
+    sigma = tiny_atlas.sigmas[0]
+    fig, _ = views.embedding(FG, "mid", str(sigma), "pca")         # view_api shows the choices as text
+    assert f"sigma = {sigma:g}" in fig.layout.title.text
+    for bad, words in ((lambda: views.embedding(FG, "mid", "abc", "pca"), "sigma must be a number"),
+                       (lambda: views.denoise(0, None, float("nan"), 0), "sigma must be a finite number"),
+                       (lambda: views.denoise(0, None, 0.5, 2 ** 70), "seed must be a whole number from 0"),
+                       (lambda: list(views.sample(CLASS, tiny_fg.classes[0], None, 2.5, 0)), "whole number"),
+                       (lambda: list(views.sample(CLASS, tiny_fg.classes[0], None, 2, 0, float("nan"))), "beta")):
+        with pytest.raises(gr.Error, match=words):
+            bad()
+
+
 def _app_script():
     import importlib.util
     spec = importlib.util.spec_from_file_location("app_script", ROOT / "app.py")

@@ -74,7 +74,7 @@ def test_train_sample_evaluate_on_a_tiny_config(tmp_path, tiny_mixture_dir):
     report = json.loads((tmp_path / "e.json").read_text())
     assert json.loads(r.stdout) == report
     for key in ("classifier_test_accuracy", "class_accuracy", "diversity_ratio", "contrast_ratio",
-                "memorisation_ratio", "psnr", "noise_seen", "nfe_per_sample"):
+                "memorisation_ratio", "kid", "kid_real", "psnr", "noise_seen", "nfe_per_sample"):
         assert key in report
     assert set(report["class_accuracy"]) == {"ratio 0.2", "ratio 0.5", "ratio 1", "ratio 2", "ratio 5"}
 
@@ -112,3 +112,77 @@ def test_bad_input_gives_one_line_errors(tmp_path, tiny_fg_dir):
                    "unknown dataset")
     one_line_error(cli("train", "--steps", 5, "--size", 30, "--out", tmp_path / "r"), "divisible")
     one_line_error(cli("train", "--steps", 5, "--batch", 6, "--pool", 4, "--out", tmp_path / "r"), "multiple of pool")
+
+
+def error_line(capsys, *args) -> str:
+    """Run the command line in this process; its one stderr line, once it is an error with exit code 2."""
+    from engine.cli import main
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:                     # argparse's own checks
+        code = e.code
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (code, err)
+    return lines[0]
+
+
+def test_outputs_devices_sizes_and_numbers_are_checked_before_any_work(tmp_path, tiny_fg_dir, tiny_mixture_dir,
+                                                                     capsys):
+    fg = ["--checkpoint", tiny_fg_dir]
+    (tmp_path / "file").write_text("")
+    (tmp_path / "folder.png").mkdir()
+    assert "a file stands where a folder is needed" in error_line(capsys, "sample", *fg, "--class", "brick",
+                                                                  "--out", tmp_path / "file" / "x.png")
+    if Path("/proc/self").is_dir():             # root may write anywhere, but not into /proc
+        assert "cannot write there" in error_line(capsys, "sample", *fg, "--class", "brick", "--out", "/proc/x.png")
+    assert "is a folder" in error_line(capsys, "sample", *fg, "--class", "brick", "--out", tmp_path / "folder.png")
+    assert "--trajectory" in error_line(capsys, "sample", *fg, "--class", "brick", "--out", tmp_path / "x.png",
+                                        "--trajectory", tmp_path / "file" / "t.npz")
+    assert "is a file" in error_line(capsys, "train", "--dataset", "ovals", "--steps", 1, "--out", tmp_path / "file")
+    assert "a file stands" in error_line(capsys, "evaluate", *fg, "--out", tmp_path / "file" / "e.json")
+    assert "unknown device 'tpu'" in error_line(capsys, "sample", *fg, "--class", "brick", "--device", "tpu",
+                                                "--out", tmp_path / "x.png")
+    assert "at most 1024" in error_line(capsys, "sample", *fg, "--class", "brick", "--n", 100000,
+                                        "--out", tmp_path / "x.png")
+    assert "GiB" in error_line(capsys, "dataset", "--name", "ovals", "--n-per-class", 10 ** 8,
+                               "--out", tmp_path / "d.npz")
+    # NaN and infinity pass `v <= 0` tests: each is refused by name
+    assert "--lr" in error_line(capsys, "train", "--dataset", "ovals", "--steps", 1, "--lr", "nan",
+                                "--out", tmp_path / "r")
+    assert "sigma_data" in error_line(capsys, "train", "--dataset", "ovals", "--steps", 1, "--sigma-data", "nan",
+                                      "--out", tmp_path / "r")
+    assert "positive channel counts" in error_line(capsys, "train", "--dataset", "ovals", "--steps", 1,
+                                                   "--widths", "0,16", "--out", tmp_path / "r")
+    assert "alpha must be" in error_line(capsys, "sample", *fg, "--interpolate", "brick", "grass",
+                                         "--alpha", "nan", "--out", tmp_path / "x.png")
+    assert "sigma* must lie between" in error_line(capsys, "sample", *fg, "--switch", "brick", "grass",
+                                                   "--sigma-star", 100, "--out", tmp_path / "x.png")
+    assert "--sigma0" in error_line(capsys, "sample", *fg, "--class", "brick", "--sigma0", "inf",
+                                    "--out", tmp_path / "x.png")
+    assert "--seed" in error_line(capsys, "sample", *fg, "--class", "brick", "--seed", -1,
+                                  "--out", tmp_path / "x.png")
+    assert "finite numbers" in error_line(capsys, "atlas", *fg, "--sigmas", "nan", "--out", tmp_path / "a")
+    assert "is a folder, not an image" in error_line(capsys, "sample", *fg, "--image", tmp_path / "folder.png",
+                                                     "--out", tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "r" / "model.pt").exists()
+
+
+def test_each_checkpoint_must_be_of_the_kind_its_option_names(tmp_path, tiny_fg_dir, tiny_mixture_dir, capsys):
+    line = error_line(capsys, "evaluate", "--checkpoint", tiny_fg_dir, "--mixture", tiny_fg_dir, "--no-timing")
+    assert "--mixture" in line and "a mixture model is needed" in line
+    for command in ("evaluate", "benchmark"):
+        line = error_line(capsys, command, "--checkpoint", tiny_mixture_dir)
+        assert "a feature_guided model is needed" in line and "--unconditional" not in line
+    line = error_line(capsys, "atlas", "--checkpoint", tiny_mixture_dir, "--out", tmp_path / "atlas")
+    assert "a feature_guided model is needed" in line
+
+
+def test_weights_made_for_another_network_are_refused_in_one_line(tmp_path, tiny_fg_dir, capsys):
+    import torch
+    state = torch.load(Path(tiny_fg_dir) / "model.pt", weights_only=False)
+    state["train_config"]["model"]["widths"] = [w * 2 for w in state["train_config"]["model"]["widths"]]
+    torch.save(state, tmp_path / "other.pt")
+    for args in (("centroids", "--checkpoint", tmp_path / "other.pt"),
+                 ("sample", "--checkpoint", tmp_path / "other.pt", "--class", "brick", "--out", tmp_path / "x.png")):
+        assert "weights do not match the network config" in error_line(capsys, *args)

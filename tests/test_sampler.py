@@ -99,6 +99,16 @@ def test_bad_settings_and_classes(tiny_fg):
         SamplerSettings(beta=0)
     with pytest.raises(EngineError, match="unknown class 'nope'"):
         run(tiny_fg, ClassTarget("nope"), n=1)
+    # NaN and infinity slip through `v <= 0` tests and used to give all-NaN samples
+    for bad in (dict(sigma_0=float("inf")), dict(sigma_0=float("nan")), dict(beta=float("nan")),
+                dict(guidance=float("nan"))):
+        with pytest.raises(EngineError):
+            SamplerSettings(**bad)
+    for alpha in (float("nan"), float("inf"), 1e30):
+        with pytest.raises(EngineError, match="alpha must be"):
+            Interpolation(0, 1, alpha)
+    with pytest.raises(EngineError, match="sigma\\* must lie between"):     # a switch the walk never reaches
+        run(tiny_fg, Switch(0, 1, 5.0), n=1)
 
 
 def test_each_target_starts_at_its_own_mean_pixel(tiny_fg):

@@ -1,0 +1,39 @@
+"""Output paths checked before any work: a run, a report or an evaluation that fails only when
+it comes to write its result has wasted the time it took (and the user's patience)."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from .errors import EngineError
+
+
+def _probe(folder: Path, what: str, shown: Path) -> None:
+    """Make `folder` (and its parents) and write a scratch file in it: the one test that also
+    catches read-only and special file systems (/proc), where permission bits say yes to root."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except FileExistsError:
+        raise EngineError(f"{what} {shown}: a file stands where a folder is needed; choose another path") from None
+    except OSError as e:
+        raise EngineError(f"{what} {shown}: cannot write there ({e.strerror or e}); choose another path") from None
+
+
+def writable_file(path: str | Path, what: str = "--out") -> Path:
+    """`path` as a Path, once its folder exists and takes files; an existing folder is refused."""
+    p = Path(path)
+    if p.is_dir():
+        raise EngineError(f"{what} {p}: is a folder; give a file name")
+    _probe(p.parent, what, p)
+    return p
+
+
+def writable_dir(path: str | Path, what: str = "--out") -> Path:
+    """`path` as a Path, created if missing, once it takes files; an existing file is refused."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise EngineError(f"{what} {p}: is a file; give a folder")
+    _probe(p, what, p)
+    return p
