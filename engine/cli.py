@@ -16,7 +16,6 @@ from .config import ModelConfig, TrainConfig
 from .errors import EngineError
 from .paths import writable_file
 
-
 MAX_SAMPLES = 1024      # per `sample` run: the network sees them all in one batch
 
 
@@ -44,7 +43,10 @@ def _positive(kind, most=None):
 
 def _seed(s: str) -> int:
     from .sampler import SEED_MAX
-    v = int(s)
+    try:
+        v = int(s)
+    except ValueError:
+        v = -1
     if not 0 <= v <= SEED_MAX:
         raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {SEED_MAX}, got {s}")
     return v
@@ -63,7 +65,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m engine", description="Feature-guided score diffusion: "
-                                "train, sample, evaluate (Kadkhodaie, Mallat, Simoncelli, arXiv 2410.11646).")
+               "train, sample, evaluate (Kadkhodaie, Mallat, Simoncelli, arXiv 2410.11646).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a feature-guided or mixture denoiser",
