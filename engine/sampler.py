@@ -45,7 +45,8 @@ from .errors import EngineError
 # Defaults chosen from measurement (README, "Sampler defaults"): beta 0.1 beat 0.25 on class
 # accuracy and diversity on two successive shipped models, at ~80 network evaluations per sample;
 # guidance 0.25 beat 0 by 3 and 5 points of class accuracy on two sets of 320 samples, at the same
-# diversity (0.5 alike on one; 1.0 lost accuracy: more diverse, fewer samples of their class).
+# diversity (0.5 alike on one; 1.0 lost accuracy: more diverse, fewer samples of their class), and
+# kept the samples' kernel distance to real crops lowest (0.572; 0.579 at 0, 0.889 at 1.0).
 SIGMA_0 = 1.0
 SIGMA_L = 0.01
 H0 = 0.01
