@@ -227,14 +227,19 @@ class Views:
         class for the mixture model), or the conditioning images as the model sees them."""
         if condition == IMAGES:
             return imaging.grid(uploads)
+        if condition == CLASS:
+            crops = self.real_crops([class_name], 16)
+        else:
+            crops = self.real_crops(self.ctx.classes, 2)
+        return None if crops is None else imaging.grid(crops)
+
+    def real_crops(self, names: list[str], k: int) -> np.ndarray | None:
+        """The first k held-out test crops of each named class, from the atlas (None while it is
+        being prepared)."""
         atlas = self.atlas_or_none()
         if atlas is None:
             return None
-        if condition == CLASS:
-            idx = np.nonzero(atlas.labels == atlas.classes.index(class_name))[0][:16]
-        else:
-            idx = np.concatenate([np.nonzero(atlas.labels == c)[0][:2] for c in range(len(atlas.classes))])
-        return imaging.grid(atlas.images[idx])
+        return np.concatenate([atlas.images[atlas.labels == atlas.classes.index(name)][:k] for name in names])
 
     def readings(self, samples: np.ndarray) -> Counter | None:
         """How many samples the independent classifier assigns to each class (None while it is
@@ -432,7 +437,12 @@ class Views:
         clf = self.ctx.classifier.wait(progress)
         res = analysis.interpolation(self.ctx.fg, a, b, n=n, seed=seed, classifier=clf, progress=True)
         columns = [imaging.grid(res.samples[i], ncol=1, px=90) for i in range(len(res.alphas))]
-        strip = imaging.labelled_row(columns, [f"alpha {al:g}" for al in res.alphas], gap=6)
+        labels = [f"alpha {al:g}" for al in res.alphas]
+        real_a, real_b = self.real_crops([a], n), self.real_crops([b], n)
+        if real_a is not None:                    # real crops at both ends, to judge the strip by
+            columns = [imaging.grid(real_a, ncol=1, px=90), *columns, imaging.grid(real_b, ncol=1, px=90)]
+            labels = [f"real {a}", *labels, f"real {b}"]
+        strip = imaging.labelled_row(columns, labels, gap=6)
         fig = figures.strip_probabilities(res.alphas, res.prob_a, res.prob_b, a, b)
         return strip, fig, res.table()
 

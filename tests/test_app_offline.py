@@ -190,3 +190,14 @@ def test_app_script_refuses_bad_checkpoints_with_one_line(tiny_mixture_dir, tmp_
                            capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert r.returncode == 2, r.stderr[-2000:]
         assert words in r.stderr and "Traceback" not in r.stderr
+
+
+def test_interpolation_strip_ends_with_real_crops_of_both_classes(tiny_fg, tiny_atlas, tiny_classifier):
+    def strip(atlas):
+        ctx = Context(tiny_fg, None, AtlasHolder({FG: tiny_fg}, atlas, warm=False),
+                      ClassifierHolder(tiny_fg, tiny_classifier))
+        return Views(ctx).interpolate_strip(tiny_fg.classes[0], tiny_fg.classes[1], 1, 0)
+    with_real, fig, table = strip(tiny_atlas)
+    without, _, same_table = strip(None)                       # no atlas yet: the strip alone
+    assert table == same_table
+    assert with_real.shape[0] == without.shape[0] and with_real.shape[1] > without.shape[1]
