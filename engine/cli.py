@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "every --checkpoint-every steps (resumable with --resume) and OUT/model.pt at the end.")
     t.add_argument("--dataset", default="textures", help="textures | ovals | a folder (default: textures)")
     t.add_argument("--kind", default="feature_guided", choices=["feature_guided", "mixture"],
-                   help="feature_guided (projection in the matched blocks) or mixture (no projection)")
+                   help="feature_guided (projection in the matched blocks; the default) or mixture (no projection)")
     t.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
     t.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1 grey, 3 colour (default 1)")
     t.add_argument("--widths", type=_ints, default=None,
@@ -156,11 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dataset", help="export a dataset split as .npz",
                        description="Write arrays images (N, C, H, W) float32 in [0, 1], labels (N,), classes.")
     d.add_argument("--name", default="textures", help="textures | ovals | a folder (default textures)")
-    d.add_argument("--split", default="train", choices=["train", "test"])
-    d.add_argument("--size", type=int, default=32)
-    d.add_argument("--channels", type=int, default=1, choices=[1, 3])
-    d.add_argument("--n-per-class", type=_positive(int), default=None)
-    d.add_argument("--seed", type=_seed, default=0)
+    d.add_argument("--split", default="train", choices=["train", "test"], help="default train")
+    d.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
+    d.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1 grey, 3 colour (default 1)")
+    d.add_argument("--n-per-class", type=_positive(int), default=None,
+                   help="images per class (default: the dataset's, 2000 training crops for built-ins)")
+    d.add_argument("--seed", type=_seed, default=0, help="default 0")
     d.add_argument("--out", required=True, help="FILE.npz")
 
     e = sub.add_parser("evaluate", help="measure sample accuracy, diversity, memorisation, PSNR, speed",
@@ -175,14 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--guidance", type=float, default=GUIDANCE, help=guidance_help)
     e.add_argument("--no-timing", action="store_true", help="skip the speed measurement")
     e.add_argument("--out", default=None, help="also write the JSON to this file")
-    e.add_argument("--card", default=None, help="also write a markdown model card to this file")
+    e.add_argument("--card", default=None,
+                   help="also write a markdown model card to this file (a section from a '## Status' heading "
+                        "on, already in it, is kept)")
     e.add_argument("--device", default="auto")
 
     b = sub.add_parser("benchmark", help="time the sampler and the network",
                        description="Print seconds per batch of 16 samples, network evaluations per sample and "
                        "ms per network call at batch 1 and 16, on this machine.")
     b.add_argument("--checkpoint", default=None)
-    b.add_argument("--repeats", type=_positive(int), default=3)
+    b.add_argument("--repeats", type=_positive(int), default=3, help="timed runs, the median kept (default 3)")
     b.add_argument("--device", default="auto")
 
     if importlib.util.find_spec("engine.report") is not None:
@@ -237,6 +240,10 @@ def cmd_sample(a) -> int:
         raise EngineError("--interpolate needs --alpha (0 = first class, 1 = second)")
     if a.switch and a.sigma_star is None:
         raise EngineError("--switch needs --sigma-star (the noise level where the target changes)")
+    if a.alpha is not None and not a.interpolate:             # a value silently unused is a mistake
+        raise EngineError("--alpha goes with --interpolate A B")
+    if a.sigma_star is not None and not a.switch:
+        raise EngineError("--sigma-star goes with --switch A B")
     settings = _settings(a)
     ckpt = load_checkpoint(a.checkpoint, a.device)
     if a.class_name is not None:
@@ -286,7 +293,7 @@ def cmd_dataset(a) -> int:
 
 def cmd_evaluate(a) -> int:
     from .checkpoint import DEFAULT_MIXTURE, load_checkpoint
-    from .evaluate import evaluate, model_card, to_json
+    from .evaluate import evaluate, model_card, to_json, write_card
     from .sampler import SamplerSettings
     for path, flag in ((a.out, "--out"), (a.card, "--card")):
         if path:
@@ -301,7 +308,7 @@ def cmd_evaluate(a) -> int:
     if a.out:
         Path(a.out).write_text(text)
     if a.card:
-        Path(a.card).write_text(model_card(ckpt, mixture, report))
+        write_card(a.card, model_card(ckpt, mixture, report))
     return 0
 
 

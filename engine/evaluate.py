@@ -30,6 +30,7 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -188,6 +189,18 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
         report["timing"] = seconds_per_batch(ckpt, 16, settings=settings)
     report["nfe_per_sample"] = float(np.mean(nfe))
     return report
+
+
+HAND_WRITTEN = "## Status"      # a card's section from this heading on is written by people, not measured
+
+
+def write_card(path, generated: str) -> None:
+    """Write a model card; a hand-written section already in the file (from its `## Status`
+    heading on: commands, history, what is met) is kept after the newly measured part."""
+    path = Path(path)
+    old = path.read_text() if path.is_file() else ""
+    i = old.find("\n" + HAND_WRITTEN)
+    path.write_text(generated + (old[i:] if i >= 0 else ""))
 
 
 def to_json(report: dict) -> str:

@@ -277,7 +277,8 @@ def run_report(fg, mixture, out, settings: ReportSettings | None = None, atlas_p
         "atlas": {"models": atlas.models, "layers": atlas.layers, "sigmas": atlas.sigmas,
                   "points": int(len(atlas.labels)), "umap_fitted": len(atlas.models) * len(atlas.layers)
                   * len(atlas.sigmas) - len(atlas.missing_umaps())},
-        "checkpoints": {m: {"path": c.path, "step": c.step, "kind": c.kind, "fingerprint": c.fingerprint}
+        "checkpoints": {m: {"path": c.path, "step": c.step, "total_steps": c.total_steps, "kind": c.kind,
+                            "fingerprint": c.fingerprint}
                         for m, c in models.items()},
         "settings": asdict(s), "sampler": asdict(sampler),
         "figures": html, "png": png, "timings_s": timings,
@@ -408,8 +409,10 @@ def register(subparsers) -> dict:
     r.add_argument("--pair", nargs=2, metavar=("A", "B"), default=None,
                    help="classes of the bifurcation and interpolation (default: the first two classes)")
     d = ReportSettings()
-    r.add_argument("--psnr-per-class", type=_positive_int, default=d.psnr_per_class)
-    r.add_argument("--separation-per-class", type=_positive_int, default=d.separation_per_class)
+    r.add_argument("--psnr-per-class", type=_positive_int, default=d.psnr_per_class,
+                   help=f"held-out images per class for the PSNR curves (default {d.psnr_per_class})")
+    r.add_argument("--separation-per-class", type=_positive_int, default=d.separation_per_class,
+                   help=f"held-out images per class for fig 4 (default {d.separation_per_class})")
     r.add_argument("--separation-sigma", type=_sigma, default=d.separation_sigma,
                    help="noise on the images whose phi fig 4 compares (default 0: clean images, as in "
                         "the paper's fig 4)")
@@ -423,7 +426,8 @@ def register(subparsers) -> dict:
                    help="interpolation weights (default " + ",".join(f"{v:g}" for v in A.ALPHAS) + ")")
     r.add_argument("--atlas-per-class", type=_positive_int, default=d.atlas_per_class)
     r.add_argument("--umap", action="store_true", help="also fit UMAPs if the atlas has to be built (~2 min)")
-    r.add_argument("--max-steps", type=_positive_int, default=None, help="sampler step limit")
+    r.add_argument("--max-steps", type=_positive_int, default=None,
+                   help="sampler step limit (default: the sampler's, 140)")
     r.add_argument("--no-png", action="store_true", help="HTML and JSON only")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto")

@@ -156,6 +156,8 @@ def test_outputs_devices_sizes_and_numbers_are_checked_before_any_work(tmp_path,
                                                    "--widths", "0,16", "--out", tmp_path / "r")
     assert "alpha must be" in error_line(capsys, "sample", *fg, "--interpolate", "brick", "grass",
                                          "--alpha", "nan", "--out", tmp_path / "x.png")
+    assert "--alpha goes with --interpolate" in error_line(capsys, "sample", *fg, "--class", "brick",
+                                                           "--alpha", "nan", "--out", tmp_path / "x.png")
     assert "sigma* must lie between" in error_line(capsys, "sample", *fg, "--switch", "brick", "grass",
                                                    "--sigma-star", 100, "--out", tmp_path / "x.png")
     assert "--sigma0" in error_line(capsys, "sample", *fg, "--class", "brick", "--sigma0", "inf",

@@ -2,7 +2,7 @@ import numpy as np
 
 import pytest
 
-from engine.evaluate import kernel_distance, noise_seen
+from engine.evaluate import kernel_distance, noise_seen, write_card
 
 
 class WhiteGaussian:
@@ -46,3 +46,12 @@ def test_kernel_distance_is_zero_on_average_for_one_distribution_and_grows_with_
     assert kernel_distance(a, b) == pytest.approx(kernel_distance(b, a))
     with pytest.raises(ValueError, match="at least two"):
         kernel_distance(a[:1], b)
+
+
+def test_a_new_card_keeps_the_hand_written_status_section(tmp_path):
+    card = tmp_path / "MODEL_CARD.md"
+    write_card(card, "# Model card\n\n- accuracy 0.5\n")
+    assert card.read_text() == "# Model card\n\n- accuracy 0.5\n"            # nothing to keep yet
+    card.write_text(card.read_text() + "\n## Status: by hand\n\nhow it was trained\n")
+    write_card(card, "# Model card\n\n- accuracy 0.7\n")
+    assert card.read_text() == "# Model card\n\n- accuracy 0.7\n\n## Status: by hand\n\nhow it was trained\n"
