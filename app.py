@@ -18,20 +18,8 @@ os.environ.setdefault("GRADIO_SHARE", "False")
 T_START = time.perf_counter()
 
 
-def _at_least(low: int, high: int | None = None):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-        if v < low or (high is not None and v > high):
-            raise argparse.ArgumentTypeError(f"must be {low} or more" if high is None else
-                                             f"must be between {low} and {high}, got {v}")
-        return v
-    return parse
-
-
 def parse_args(argv=None) -> argparse.Namespace:
+    from engine.cli import whole_number
     p = argparse.ArgumentParser(description="Feature-guided score diffusion explorer (gradio app).")
     p.add_argument("--checkpoint", default=None,
                    help="feature-guided run folder or .pt file (default: the shipped assets/feature_guided)")
@@ -42,12 +30,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="atlas folder (default: assets/atlas for the shipped models; for another checkpoint "
                    "DIR/atlas, built in the background and saved there when missing)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=_at_least(1, 65535), default=7860, help="port (default 7860)")
+    p.add_argument("--port", type=whole_number(1, 65535), default=7860, help="port (default 7860)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    p.add_argument("--threads", type=_at_least(1), default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--concurrency", type=_at_least(1), default=1,
+    p.add_argument("--threads", type=whole_number(), default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--concurrency", type=whole_number(), default=1,
                    help="engine jobs run at once; more requests wait in the queue (default 1)")
-    p.add_argument("--queue", type=_at_least(1), default=32,
+    p.add_argument("--queue", type=whole_number(), default=32,
                    help="most requests waiting in the queue (default 32)")
     p.add_argument("--no-umap", action="store_true", help="do not fit missing UMAP maps (PCA only)")
     return p.parse_args(argv)

@@ -19,8 +19,9 @@ import torch
 from engine import analysis
 from engine.atlas import noisy_phi
 from engine.errors import EngineError
-from engine.sampler import (SEED_MAX, ClassTarget, ImageTarget, Interpolation, SamplerSettings, Switch,
-                            Unconditional, sample)
+from engine.sampler import (ClassTarget, ImageTarget, Interpolation, SamplerSettings, Switch, Unconditional,
+                            sample)
+from engine.sampler import check_seed as engine_check_seed
 
 from . import figures, imaging, runs
 from .context import FG, Context
@@ -99,10 +100,7 @@ def check_count(n, most: int = MAX_SAMPLES, what: str = "number of samples") -> 
 
 
 def check_seed(seed) -> int:
-    seed = whole(seed, "seed")
-    if not 0 <= seed <= SEED_MAX:
-        raise EngineError(f"seed must be a whole number from 0 to {SEED_MAX}, got {seed}")
-    return seed
+    return engine_check_seed(whole(seed, "seed"))
 
 
 def file_list(files) -> list[str]:

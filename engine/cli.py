@@ -41,15 +41,27 @@ def _positive(kind, most=None):
     return parse
 
 
-def _seed(s: str) -> int:
-    from .sampler import SEED_MAX
+def whole_number(low: int = 1, high: int | None = None):
+    """argparse type: a whole number from `low` (to `high`), said plainly when it is not."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+        if v < low or (high is not None and v > high):
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}" if high is None else
+                                             f"must be between {low} and {high}, got {text}")
+        return v
+    return parse
+
+
+def seed_value(text: str) -> int:
+    """argparse type for --seed: the sampler's rule (check_seed)."""
+    from .sampler import SEED_MAX, check_seed
     try:
-        v = int(s)
-    except ValueError:
-        v = -1
-    if not 0 <= v <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {SEED_MAX}, got {s}")
-    return v
+        return check_seed(int(text))
+    except (ValueError, EngineError):
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {SEED_MAX}, got {text}") from None
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -100,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"and ship it in model.pt; 0 = off, the final weights (default {TrainConfig.ema})")
     t.add_argument("--n-per-class", type=_positive(int), default=None,
                    help="training images per class (default: the dataset's, 2000 for built-ins)")
-    t.add_argument("--seed", type=_seed, default=0)
+    t.add_argument("--seed", type=seed_value, default=0)
     t.add_argument("--checkpoint-every", type=_positive(int), default=250)
     t.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     t.add_argument("--out", required=True, help="run folder")
@@ -118,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "and store it in the checkpoint.")
     c.add_argument("--checkpoint", required=True, help="run folder or .pt file")
     c.add_argument("--per-class", type=_positive(int), default=256, help="images per class (default 256)")
-    c.add_argument("--seed", type=_seed, default=0)
+    c.add_argument("--seed", type=seed_value, default=0)
     c.add_argument("--device", default="auto")
 
     from .sampler import ALPHA_MAX, BETA, GUIDANCE, H0, MAX_STEPS, SIGMA_0, SIGMA_L
@@ -142,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="switch level for --switch, between --sigmaL and --sigma0")
     s.add_argument("--n", type=_positive(int, MAX_SAMPLES), default=16,
                    help=f"number of samples (default 16, at most {MAX_SAMPLES}: run more seeds for more)")
-    s.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    s.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
     s.add_argument("--beta", type=float, default=BETA, help=f"noise injection, in (0, 1] (default {BETA})")
     s.add_argument("--h0", type=float, default=H0, help=f"initial step size, in (0, 1] (default {H0})")
     s.add_argument("--guidance", type=float, default=GUIDANCE, help=guidance_help)
@@ -161,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1 grey, 3 colour (default 1)")
     d.add_argument("--n-per-class", type=_positive(int), default=None,
                    help="images per class (default: the dataset's, 2000 training crops for built-ins)")
-    d.add_argument("--seed", type=_seed, default=0, help="default 0")
+    d.add_argument("--seed", type=seed_value, default=0, help="default 0")
     d.add_argument("--out", required=True, help="FILE.npz")
 
     e = sub.add_parser("evaluate", help="measure sample accuracy, diversity, memorisation, PSNR, speed",
@@ -170,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--mixture", default=None,
                    help="mixture model for the PSNR comparison (default: the shipped one, with the default checkpoint)")
     e.add_argument("--per-class", type=_positive(int), default=32, help="samples per class (default 32)")
-    e.add_argument("--seed", type=_seed, default=0)
+    e.add_argument("--seed", type=seed_value, default=0)
     e.add_argument("--beta", type=float, default=BETA)
     e.add_argument("--h0", type=float, default=H0)
     e.add_argument("--guidance", type=float, default=GUIDANCE, help=guidance_help)

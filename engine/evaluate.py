@@ -153,10 +153,11 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
         nfe.append(last.nfe)
         samples_all.append(x)
         acc[name] = float((clf.predict(x) == c).mean())
-        real = test.of_class(c)[:per_class]
+        members = test.of_class(c)
+        real = members[:per_class]
         div[name] = mean_pairwise_distance(x) / mean_pairwise_distance(real)
         contrast[name] = float(x.std(axis=(1, 2, 3)).mean() / real.std(axis=(1, 2, 3)).mean())
-        reference = clf.features(test.of_class(c))
+        reference = clf.features(members)
         kid[name] = kernel_distance(clf.features(x), reference)
         kid_real[name] = kernel_distance(clf.features(train.of_class(c)[:per_class]), reference)
     samples = np.concatenate(samples_all)

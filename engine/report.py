@@ -27,6 +27,7 @@ import numpy as np
 
 from . import analysis as A
 from .atlas import ATLAS_SIGMAS, DEFAULT_ATLAS, PER_CLASS, Atlas, build_atlas, check_compatible, held_out
+from .cli import seed_value, whole_number
 from .errors import EngineError
 from .paths import writable_dir
 from .sampler import SamplerSettings
@@ -304,17 +305,6 @@ def _floats(text: str) -> tuple[float, ...]:
     return values
 
 
-def _positive_int(text: str) -> int:
-    import argparse
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return v
-
-
 def _sigma(text: str) -> float:
     import argparse
     try:
@@ -387,12 +377,12 @@ def register(subparsers) -> dict:
     t.add_argument("--mixture", default=None,
                    help="mixture model to map alongside (default: assets/mixture with the default checkpoint)")
     t.add_argument("--out", default=str(DEFAULT_ATLAS), help=f"atlas folder (default {DEFAULT_ATLAS})")
-    t.add_argument("--per-class", type=_positive_int, default=PER_CLASS,
+    t.add_argument("--per-class", type=whole_number(), default=PER_CLASS,
                    help=f"held-out images per class (default {PER_CLASS})")
     t.add_argument("--sigmas", type=_floats, default=None,
                    help="noise levels, comma-separated (default " + ",".join(f"{v:g}" for v in ATLAS_SIGMAS) + ")")
     t.add_argument("--no-umap", action="store_true", help="PCA only (UMAP maps are then fitted by the app)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=seed_value, default=0)
     t.add_argument("--device", default="auto")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -409,27 +399,27 @@ def register(subparsers) -> dict:
     r.add_argument("--pair", nargs=2, metavar=("A", "B"), default=None,
                    help="classes of the bifurcation and interpolation (default: the first two classes)")
     d = ReportSettings()
-    r.add_argument("--psnr-per-class", type=_positive_int, default=d.psnr_per_class,
+    r.add_argument("--psnr-per-class", type=whole_number(), default=d.psnr_per_class,
                    help=f"held-out images per class for the PSNR curves (default {d.psnr_per_class})")
-    r.add_argument("--separation-per-class", type=_positive_int, default=d.separation_per_class,
+    r.add_argument("--separation-per-class", type=whole_number(), default=d.separation_per_class,
                    help=f"held-out images per class for fig 4 (default {d.separation_per_class})")
     r.add_argument("--separation-sigma", type=_sigma, default=d.separation_sigma,
                    help="noise on the images whose phi fig 4 compares (default 0: clean images, as in "
                         "the paper's fig 4)")
-    r.add_argument("--density-per-class", type=_positive_int, default=d.density_per_class,
+    r.add_argument("--density-per-class", type=whole_number(), default=d.density_per_class,
                    help=f"images per class per sigma of the density distance (default {d.density_per_class})")
-    r.add_argument("--density-sigmas", type=_positive_int, default=d.density_sigmas,
+    r.add_argument("--density-sigmas", type=whole_number(), default=d.density_sigmas,
                    help=f"sigma values of the density-distance integral (default {d.density_sigmas})")
-    r.add_argument("--samples", type=_positive_int, default=d.samples,
+    r.add_argument("--samples", type=whole_number(), default=d.samples,
                    help=f"samples per run for bifurcation and interpolation (default {d.samples})")
     r.add_argument("--alphas", type=_floats, default=None,
                    help="interpolation weights (default " + ",".join(f"{v:g}" for v in A.ALPHAS) + ")")
-    r.add_argument("--atlas-per-class", type=_positive_int, default=d.atlas_per_class)
+    r.add_argument("--atlas-per-class", type=whole_number(), default=d.atlas_per_class)
     r.add_argument("--umap", action="store_true", help="also fit UMAPs if the atlas has to be built (~2 min)")
-    r.add_argument("--max-steps", type=_positive_int, default=None,
+    r.add_argument("--max-steps", type=whole_number(), default=None,
                    help="sampler step limit (default: the sampler's, 140)")
     r.add_argument("--no-png", action="store_true", help="HTML and JSON only")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=seed_value, default=0)
     r.add_argument("--device", default="auto")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     return {"atlas": cmd_atlas, "report": cmd_report}

@@ -83,6 +83,13 @@ class SamplerSettings:
             raise EngineError(f"guidance must be in [0, 4], got {self.guidance}")
 
 
+def check_seed(seed: int) -> int:
+    """The seed, once it is a whole number torch and JSON can take (the command line, the app)."""
+    if not 0 <= seed <= SEED_MAX:
+        raise EngineError(f"seed must be a whole number from 0 to {SEED_MAX}, got {seed}")
+    return seed
+
+
 def guided(ckpt, phi_star: torch.Tensor | None, sigma: torch.Tensor, guidance: float) -> torch.Tensor | None:
     """phi* + g (phi* - phibar(sigma)), phibar the mixture's centroid (Checkpoint.centre).
 
