@@ -14,7 +14,13 @@
   as many real *training* crops of the class: what real images score (near 0);
 - memorisation ratio: median L2 distance from each sample to its nearest training crop,
   over the same figure for real test crops (1: samples are as far from the training set
-  as unseen real images; near 0: copies);
+  as unseen real images; near 0: copies); also per class;
+- generalisation gap (a diagnostic, no bar): per class, the PSNR of the conditional denoiser on
+  training crops minus on held-out test crops, at small sigma (Kadkhodaie et al. 2024 read
+  memorisation in diffusion models off this train-test gap). Near 0: the network denoises unseen
+  crops of the class as well as the ones it trained on; well above 0: it learned the class's few
+  training tiles rather than its texture. With few tiles per class the two splits' tiles also
+  differ in content, which moves it either way (below 0: the test tiles are easier);
 - denoising PSNR on test crops, conditional (correct class centroid) vs mixture;
 - noise seen (a diagnostic, no bar): the blind noise estimate ||f(y, phibar) - y|| / sqrt(N)
   over the true sigma, on test crops at small sigma, beside the same figure for the class's
@@ -42,6 +48,7 @@ from .data import load_dataset
 from .sampler import ClassTarget, SamplerSettings, run
 
 PSNR_SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0)
+GAP_SIGMAS = (0.05, 0.2)
 NOISE_SEEN_SIGMAS = (0.01, 0.02, 0.05, 0.1, 0.2)
 
 
@@ -91,6 +98,24 @@ def denoising_psnr(ckpt, mixture, images: np.ndarray, labels: np.ndarray, sigmas
         out["conditional"].append(float(psnr(conditioned_denoise(ckpt, y, labels, sigma), x).mean()))
         if mixture is not None:
             out["mixture"].append(float(psnr(plain_denoise(mixture, y), x).mean()))
+    return out
+
+
+@torch.no_grad()
+def generalisation_gap(ckpt, train, test, per_class: int, sigmas=GAP_SIGMAS, seed: int = 0) -> dict:
+    """Per class and sigma: PSNR of f(y, phibar_class) on training crops minus on test crops (dB).
+    Both splits get the same noise draws (common random numbers), so equal splits give exactly 0."""
+    gen = torch.Generator().manual_seed(seed)
+    out = {"sigma": list(sigmas), "per_class": {}}
+    for c, name in enumerate(ckpt.classes):
+        n = min(per_class, len(train.of_class(c)), len(test.of_class(c)))
+        pair = [torch.from_numpy(split.of_class(c)[:n]) for split in (train, test)]
+        row = []
+        for sigma in sigmas:
+            z = torch.randn(pair[0].shape, generator=gen)
+            db = [float(psnr(conditioned_denoise(ckpt, x + sigma * z, np.full(n, c), sigma), x).mean()) for x in pair]
+            row.append(db[0] - db[1])
+        out["per_class"][name] = row
     return out
 
 
@@ -173,17 +198,22 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
     report["kid_real_per_class"] = kid_real
     report["kid_real"] = float(np.mean(list(kid_real.values())))
 
-    test_sub = np.concatenate([test.of_class(c)[:per_class] for c in range(len(ckpt.classes))])
+    test_parts = [test.of_class(c)[:per_class] for c in range(len(ckpt.classes))]
     d_samples = nearest_distance(samples, train.images)
-    d_test = nearest_distance(test_sub, train.images)
+    d_test = nearest_distance(np.concatenate(test_parts), train.images)
     report["memorisation"] = {"median_nn_sample_to_train": float(np.median(d_samples)),
                               "median_nn_test_to_train": float(np.median(d_test))}
     report["memorisation_ratio"] = float(np.median(d_samples) / np.median(d_test))
+    ends = np.cumsum([len(t) for t in test_parts])[:-1]
+    report["memorisation_per_class"] = {
+        name: float(np.median(ds) / np.median(dt))
+        for name, ds, dt in zip(ckpt.classes, np.split(d_samples, len(ckpt.classes)), np.split(d_test, ends))}
 
     idx = np.concatenate([np.nonzero(test.labels == c)[0][:psnr_per_class] for c in range(len(ckpt.classes))])
     p = denoising_psnr(ckpt, mixture, test.images[idx], test.labels[idx], seed=seed)
     report["psnr"] = p
     report["noise_seen"] = noise_seen(ckpt, test.images[idx], test.labels[idx], train, seed=seed)
+    report["generalisation_gap_db"] = generalisation_gap(ckpt, train, test, psnr_per_class, seed=seed)
     if mixture is not None:
         report["psnr_gain_db"] = {str(s): c - m for s, c, m in zip(p["sigma"], p["conditional"], p["mixture"])}
     if timing:
@@ -256,6 +286,8 @@ def model_card(ckpt, mixture, report: dict) -> str:
               f"- diversity ratio: {report['diversity_ratio']:.3f}",
               f"- contrast ratio (sample pixel std over real): {report['contrast_ratio']:.3f}",
               f"- memorisation ratio: {report['memorisation_ratio']:.3f}",
+              *(["  - " + ", ".join(f"{k} {v:.2f}" for k, v in report["memorisation_per_class"].items())]
+                if "memorisation_per_class" in report else []),
               f"- network evaluations per sample: {report['nfe_per_sample']:.1f}"]
     if "kid" in report:                   # reports written before it was measured have none
         lines[-1:-1] = [f"- kernel distance (KID) to the class's real test crops in the classifier's features: "
@@ -279,5 +311,13 @@ def model_card(ckpt, mixture, report: dict) -> str:
                   "|---" * (len(n["sigma"]) + 1) + "|",
                   "| network | " + " | ".join(f"{v:.2f}" for v in n["network"]) + " |",
                   "| linear denoiser of the class | " + " | ".join(f"{v:.2f}" for v in n["linear"]) + " |"]
+    if "generalisation_gap_db" in report:
+        g = report["generalisation_gap_db"]["per_class"]
+        lines += ["", "Generalisation gap (PSNR of the conditional denoiser on training crops minus on test "
+                  "crops, dB; well above 0: the class's training tiles learned by heart; a diagnostic, see "
+                  "engine/evaluate.py):", "",
+                  "| sigma | " + " | ".join(g) + " |", "|---" * (len(g) + 1) + "|"]
+        lines += [f"| {s:g} | " + " | ".join(f"{row[i]:+.2f}" for row in g.values()) + " |"
+                  for i, s in enumerate(report["generalisation_gap_db"]["sigma"])]
     lines += ["", f"Sampler settings: {report['sampler']}", ""]
     return "\n".join(lines)

@@ -74,7 +74,8 @@ def test_train_sample_evaluate_on_a_tiny_config(tmp_path, tiny_mixture_dir):
     report = json.loads((tmp_path / "e.json").read_text())
     assert json.loads(r.stdout) == report
     for key in ("classifier_test_accuracy", "class_accuracy", "diversity_ratio", "contrast_ratio",
-                "memorisation_ratio", "kid", "kid_real", "psnr", "noise_seen", "nfe_per_sample"):
+                "memorisation_ratio", "memorisation_per_class", "kid", "kid_real", "psnr", "noise_seen",
+                "generalisation_gap_db", "nfe_per_sample"):
         assert key in report
     assert set(report["class_accuracy"]) == {"ratio 0.2", "ratio 0.5", "ratio 1", "ratio 2", "ratio 5"}
 

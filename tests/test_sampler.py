@@ -84,7 +84,28 @@ def test_image_target_reproduces_and_counts_evaluations(tiny_fg):
     x1, s1 = run(tiny_fg, ImageTarget(imgs, seed=3), n=2, seed=0, max_steps=10, record=True)
     x2, _ = run(tiny_fg, ImageTarget(imgs, seed=3), n=2, seed=0, max_steps=10)
     assert torch.equal(x1, x2)
-    assert s1[-1].nfe == 3 * (len(s1) - 1)       # one call for y plus one per conditioning image
+    # the images' table (2 images x 4 draws x the grid's sigmas) is built once and shared by the
+    # two samples; after it, one evaluation per step, as for a class
+    table = 2 * 4 * len(tiny_fg.centroids.sigmas)
+    assert s1[0].nfe == table // 2 and s1[-1].nfe == table // 2 + len(s1) - 1
+    _, s3 = run(tiny_fg, ImageTarget(imgs, seed=3), n=3, seed=0, max_steps=10, record=True)
+    assert s3[0].nfe == -(-table // 3)                      # its share, rounded up
+
+
+def test_conditioning_on_a_class_s_images_is_conditioning_on_the_class(tiny_fg):
+    """The images' centroid is the class centroid's estimator on other images: given the very
+    images the class table averaged (one draw each), it agrees where noise hardly moves phi."""
+    from engine.data import load_dataset
+    cfg = tiny_fg.train_config
+    data = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, cfg.n_per_class, cfg.seed)
+    c = 2
+    target = ImageTarget(torch.from_numpy(data.images[data.labels == c]), draws=1)
+    target.prepare(tiny_fg)
+    sigma = torch.tensor([0.01])
+    got, want = target.phi(tiny_fg, sigma)[0], tiny_fg.centroid(c, sigma)[0]
+    others = torch.stack([tiny_fg.centroid(k, sigma)[0] for k in range(len(tiny_fg.classes)) if k != c])
+    assert (got - want).norm() < 0.01 * want.norm()
+    assert (got - want).norm() < 0.1 * (others - want).norm(dim=1).min()
 
 
 def test_mixture_cannot_be_conditioned(tiny_mixture):
