@@ -217,11 +217,11 @@ class ImageTarget(Target):
     given images with `draws` noise draws each at every sigma of the checkpoint's grid, and read
     the same way (linear in log sigma). It is built once per run, before the first step, for
     K x S x draws evaluations (96 per image at the default 4 draws on 24 sigmas), whatever the
-    number of samples. Measured (README, "Conditioning on images"): the class accuracy of features
-    redrawn at every step from one noisy copy of each image (0.506 against 0.487 on the same held-out
-    crops), which cost K more evaluations per sample per step (8 samples of one image: 104.6
-    evaluations per sample against 185.3). 4 draws, as the training targets average 4 noisy
-    partners (TrainConfig.pool).
+    number of samples. Measured (README, "Conditioning on images"): as class-like samples as the
+    target it replaced, phi of one fresh noisy copy of each image at every step (0.506 against
+    0.487 on the same held-out crops), which cost K more evaluations per sample per step (8 samples
+    of one image: 104.6 evaluations per sample against 185.3). 4 draws, as the training targets
+    average 4 noisy partners (TrainConfig.pool).
     """
     images: torch.Tensor            # (K, C, H, W) in [0, 1]
     seed: int = 0
