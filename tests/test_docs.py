@@ -74,3 +74,19 @@ def test_readme_table_quotes_the_shipped_evaluation(key, label):
     value = row.split("|")[2]                          # the shipped models' column
     digits = 1 if key == "nfe_per_sample" else 3
     assert f"{report[key]:.{digits}f}" in value, (row, report[key])
+
+
+SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))
+DOCS = README + "".join((ROOT / p).read_text() for p in ("docs/analysis.md", "docs/app.md", "assets/MODEL_CARD.md"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_every_script_has_help_and_the_flags_the_docs_quote(script):
+    """README: the diagnostics in scripts/ each have --help; the docs quote them with flags they have."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0 and "usage:" in r.stdout, r.stderr
+    quoted = re.findall(rf"python scripts/{script.name}((?: --?[\w-]+(?: [\w.,/]+)?)*)", DOCS)
+    for flag in {f for q in quoted for f in re.findall(r"--[\w-]+", q)}:
+        assert flag in r.stdout, f"the docs quote {script.name} {flag}, which it does not have"
