@@ -169,7 +169,7 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
               "classifier_test_accuracy": float((clf.predict(test.images) == test.labels).mean())}
 
     acc, div, contrast, kid, kid_real, nfe = {}, {}, {}, {}, {}, []
-    samples_all = []
+    samples_all, real_all = [], []
     for c, name in enumerate(tqdm(ckpt.classes, desc="sampling", disable=not progress, file=sys.stderr)):
         last = None
         for last in ckpt.sample(ClassTarget(name), n=per_class, seed=seed + c, settings=settings):
@@ -180,6 +180,7 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
         acc[name] = float((clf.predict(x) == c).mean())
         members = test.of_class(c)
         real = members[:per_class]
+        real_all.append(real)
         div[name] = mean_pairwise_distance(x) / mean_pairwise_distance(real)
         contrast[name] = float(x.std(axis=(1, 2, 3)).mean() / real.std(axis=(1, 2, 3)).mean())
         reference = clf.features(members)
@@ -198,13 +199,12 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
     report["kid_real_per_class"] = kid_real
     report["kid_real"] = float(np.mean(list(kid_real.values())))
 
-    test_parts = [test.of_class(c)[:per_class] for c in range(len(ckpt.classes))]
     d_samples = nearest_distance(samples, train.images)
-    d_test = nearest_distance(np.concatenate(test_parts), train.images)
+    d_test = nearest_distance(np.concatenate(real_all), train.images)
     report["memorisation"] = {"median_nn_sample_to_train": float(np.median(d_samples)),
                               "median_nn_test_to_train": float(np.median(d_test))}
     report["memorisation_ratio"] = float(np.median(d_samples) / np.median(d_test))
-    ends = np.cumsum([len(t) for t in test_parts])[:-1]
+    ends = np.cumsum([len(r) for r in real_all])[:-1]
     report["memorisation_per_class"] = {
         name: float(np.median(ds) / np.median(dt))
         for name, ds, dt in zip(ckpt.classes, np.split(d_samples, len(ckpt.classes)), np.split(d_test, ends))}
