@@ -66,8 +66,10 @@ def status_html(text: str, fraction: float | None = None, kind: str = "") -> str
     return f'<div class="run-status {kind}">{bar}<span>{text}</span></div>'
 
 
-def settings_from(beta: float, h0: float, guidance: float) -> SamplerSettings:
-    return SamplerSettings(beta=number(beta, "beta"), h0=number(h0, "h0"), guidance=number(guidance, "guidance"))
+def settings_from(beta: float, h0: float, guidance: float,
+                  eps_scale: float = SamplerSettings.eps_scale) -> SamplerSettings:
+    return SamplerSettings(beta=number(beta, "beta"), h0=number(h0, "h0"), guidance=number(guidance, "guidance"),
+                           eps_scale=number(eps_scale, "epsilon scaling"))
 
 
 def whole(v, what: str) -> int:
@@ -159,7 +161,7 @@ class Views:
     @user_errors
     def sample(self, condition: str = CLASS, class_name: str = "", images=None, n: int = 16,
                seed: int = 0, beta: float = SamplerSettings.beta, h0: float = SamplerSettings.h0,
-               guidance: float = SamplerSettings.guidance):
+               guidance: float = SamplerSettings.guidance, eps_scale: float = SamplerSettings.eps_scale):
         """Stream a sampling run: (y_t picture, f(y_t) picture, status, final grid, downloads,
         real images to compare with).
 
@@ -167,7 +169,7 @@ class Views:
         "mixture model (unconditional)". The last output comes with the first frame; the final
         status adds the independent classifier's reading of the samples."""
         n, seed = check_count(n), check_seed(seed)
-        settings = settings_from(beta, h0, guidance)
+        settings = settings_from(beta, h0, guidance, eps_scale)
         names, arrays = None, None
         ckpt = self.ctx.fg
         if condition == CLASS:

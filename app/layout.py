@@ -174,6 +174,8 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
                     s_h0 = gr.Slider(0.001, 0.2, value=SamplerSettings.h0, step=0.001, label="h0 (first step size)")
                     s_guidance = gr.Slider(0.0, 2.0, value=SamplerSettings.guidance, step=0.05,
                                            label="guidance (past the target, away from the mixture's centroid)")
+                    s_eps = gr.Slider(1.0, 2.0, value=SamplerSettings.eps_scale, step=0.05,
+                                      label="epsilon scaling (removes less of each step's estimate; 1 = off)")
                 with gr.Row(visible=False, equal_height=True) as s_upload_row:
                     s_images = gr.File(file_count="multiple", label="Conditioning images (one or more)",
                                        height=140, scale=2, elem_id="sample-upload")
@@ -194,7 +196,7 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
                 s_images.change(views.preview_uploads, s_images, [s_preview, s_upload_msg],
                                 api_visibility="private", **light)
                 run = s_run.click(views.sample, [s_condition, s_class, s_images, s_n, s_seed, s_beta, s_h0,
-                                                  s_guidance],
+                                                  s_guidance, s_eps],
                                   [s_y, s_f, s_status, s_grid, s_files, s_real], api_name="sample",
                                   show_progress="minimal", **heavy)
                 s_stop.click(None, None, None, cancels=[run], api_visibility="private")

@@ -44,7 +44,8 @@ def sample_command(checkpoint: str, target: dict, n: int, seed: int, settings: S
     else:
         args += ["--unconditional"]
     args += ["--n", str(n), "--seed", str(seed), "--beta", repr(settings.beta), "--h0", repr(settings.h0),
-             "--guidance", repr(settings.guidance),
+             "--guidance", repr(settings.guidance), "--eps-scale", repr(settings.eps_scale),
+             "--eps-scale-sigma", repr(settings.eps_scale_sigma),
              "--sigma0", repr(settings.sigma_0), "--sigmaL", repr(settings.sigma_L),
              "--max-steps", str(settings.max_steps), "--out", out]
     return shlex.join(args)

@@ -4,6 +4,7 @@
     while sigma_{t-1} > sigma_L:
         h_t     = h0 * t / (1 + h0 * (t - 1))
         d_t     = f(y_{t-1}, phi*(sigma_{t-1})) - y_{t-1}
+        d_t     = d_t / lambda            while sigma_{t-1} > sigma_lambda (ours; below)
         sigma_t = ||d_t|| / sqrt(N)
         gamma_t = sigma_t * sqrt((1 - beta h_t)^2 - (1 - h_t)^2)
         y_t     = y_{t-1} + h_t d_t + gamma_t z_t
@@ -54,6 +55,13 @@ H0 = 0.01
 BETA = 0.1
 MAX_STEPS = 140
 GUIDANCE = 0.25
+# lambda 1.2 above sigma 0.1 against lambda 1 (the same models, 32 samples per class, seeds 0 and
+# 1000): class accuracy 0.819 / 0.794 against 0.750 / 0.784, memorisation ratio 0.893 / 0.881
+# against 0.724 / 0.688, kernel distance to real crops 0.452 / 0.482 against 0.572 / 0.541, a
+# quarter fewer network evaluations. 1.1 and 1.15 everywhere, 1.15 above 0.1: in between.
+EPS_SCALE = 1.2
+EPS_SCALE_SIGMA = 0.1
+EPS_SCALE_MAX = 2.0
 # Limits on what a caller may ask: the network was trained up to sigma 1.2, and interpolation
 # weights far outside [0, 1] aim at no class at all.
 SIGMA_0_MAX = 10.0
@@ -69,6 +77,8 @@ class SamplerSettings:
     beta: float = BETA
     max_steps: int = MAX_STEPS
     guidance: float = GUIDANCE      # g of `guided`: 0 is DESIGN.md's target itself
+    eps_scale: float = EPS_SCALE    # lambda of epsilon scaling (module doc): 1 is DESIGN.md's sampler
+    eps_scale_sigma: float = EPS_SCALE_SIGMA   # sigma_lambda: the residual is scaled above it only
 
     def __post_init__(self):
         if not 0 < self.beta <= 1:
@@ -82,6 +92,10 @@ class SamplerSettings:
             raise EngineError("max_steps must be at least 1")
         if not 0 <= self.guidance <= 4:
             raise EngineError(f"guidance must be in [0, 4], got {self.guidance}")
+        if not 1 <= self.eps_scale <= EPS_SCALE_MAX:
+            raise EngineError(f"eps_scale must be in [1, {EPS_SCALE_MAX:g}] (1: no scaling), got {self.eps_scale}")
+        if not 0 <= self.eps_scale_sigma <= SIGMA_0_MAX:
+            raise EngineError(f"eps_scale_sigma must be in [0, {SIGMA_0_MAX:g}], got {self.eps_scale_sigma}")
 
 
 def check_seed(seed: int) -> int:
@@ -303,7 +317,8 @@ def sample(ckpt, target: Target | None = None, n: int = 16, seed: int = 0,
         f, phi_a = ckpt.model(ya, goal)
         nfe += 1
         h = s.h0 * t / (1 + s.h0 * (t - 1))
-        d = f - ya
+        scale = torch.where(sigma[idx] > s.eps_scale_sigma, s.eps_scale, 1.0).to(ya)
+        d = (f - ya) / scale[:, None, None, None]
         sig = d.flatten(1).norm(dim=1) / math.sqrt(N)
         gamma = sig * math.sqrt(max(0.0, (1 - s.beta * h) ** 2 - (1 - h) ** 2))
         z = _noise(gens, (C, H, W)).to(dev)[idx]          # every stream advances every step

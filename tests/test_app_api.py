@@ -19,7 +19,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from engine.data import fit_image, load_image
-from engine.sampler import GUIDANCE, ClassTarget, ImageTarget, run
+from engine.sampler import EPS_SCALE, GUIDANCE, ClassTarget, ImageTarget, run
 
 ENDPOINTS = ["/sample", "/interpolate", "/interpolate_strip", "/trajectories", "/denoise", "/embedding",
              "/distances", "/pair_samples"]
@@ -34,8 +34,8 @@ def by_name(files: list[str]) -> dict[str, str]:
     return {f.rsplit(".", 1)[-1] if not f.endswith("_trajectory.gif") else "gif": f for f in files}
 
 
-def engine_samples(ckpt, target, n, seed, beta=0.25, h0=0.01, guidance=GUIDANCE) -> np.ndarray:
-    x, _ = run(ckpt, target, n=n, seed=seed, beta=beta, h0=h0, guidance=guidance)
+def engine_samples(ckpt, target, n, seed, beta=0.25, h0=0.01, guidance=GUIDANCE, eps_scale=EPS_SCALE) -> np.ndarray:
+    x, _ = run(ckpt, target, n=n, seed=seed, beta=beta, h0=h0, guidance=guidance, eps_scale=eps_scale)
     return x.cpu().numpy()
 
 
@@ -43,11 +43,11 @@ def test_every_endpoint_is_named_and_documented(client):
     info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(ENDPOINTS) <= set(info)
     params = {p["parameter_name"] for p in info["/sample"]["parameters"]}
-    assert {"condition", "class_name", "images", "n", "seed", "beta", "h0", "guidance"} <= params
+    assert {"condition", "class_name", "images", "n", "seed", "beta", "h0", "guidance", "eps_scale"} <= params
 
 
 def test_sample_streams_then_returns_the_engine_samples_and_a_reproducible_command(client, app_server, tmp_path):
-    job = client.submit("class", app_server.fg.classes[2], None, 4, 7, 0.3, 0.02, 0.5, api_name="/sample")
+    job = client.submit("class", app_server.fg.classes[2], None, 4, 7, 0.3, 0.02, 0.5, 1.1, api_name="/sample")
     updates = [out for out in job]
     final = job.result()
     assert len(updates) >= 2                       # at least one live frame before the result
@@ -59,11 +59,11 @@ def test_sample_streams_then_returns_the_engine_samples_and_a_reproducible_comma
     assert set(files) == {"png", "gif", "npy", "json"}
     got = np.load(files["npy"])
     want = engine_samples(app_server.fg, ClassTarget(app_server.fg.classes[2]), 4, 7, beta=0.3, h0=0.02,
-                          guidance=0.5)
+                          guidance=0.5, eps_scale=1.1)
     np.testing.assert_allclose(got, want, atol=1e-6)
     record = json.loads(open(files["json"]).read())
     assert record["seed"] == 7 and record["n"] == 4 and record["settings"]["beta"] == 0.3
-    assert record["settings"]["guidance"] == 0.5
+    assert record["settings"]["guidance"] == 0.5 and record["settings"]["eps_scale"] == 1.1
     # the command in the JSON draws the same samples
     from engine.cli import main
     args = shlex.split(record["command"])[3:]

@@ -120,10 +120,10 @@ def test_frame_recorder_keeps_evenly_spaced_steps_with_the_last():
                                     {"mode": "switch", "a": "brick", "b": "grass", "sigma_star": 0.2},
                                     {"mode": "unconditional"}])
 def test_recorded_command_is_valid_for_the_engine_command_line(target):
-    cmd = runs.sample_command("/x/model.pt", target, 4, 9, SamplerSettings(beta=0.5, guidance=0.35))
+    cmd = runs.sample_command("/x/model.pt", target, 4, 9, SamplerSettings(beta=0.5, guidance=0.35, eps_scale=1.05))
     args = build_parser().parse_args(shlex.split(cmd)[3:])
     assert args.n == 4 and args.seed == 9 and args.beta == 0.5 and args.checkpoint == "/x/model.pt"
-    assert args.guidance == 0.35
+    assert args.guidance == 0.35 and args.eps_scale == 1.05
     assert (args.alpha == 0.3) if target["mode"] == "interpolate" else True
     assert (args.sigma_star == 0.2) if target["mode"] == "switch" else True
 

@@ -109,6 +109,8 @@ def test_bad_input_gives_one_line_errors(tmp_path, tiny_fg_dir):
                    ".png")
     one_line_error(cli("sample", "--checkpoint", tiny_fg_dir, "--class", "brick", "--guidance", 9,
                        "--out", tmp_path / "x.png"), "guidance must be in [0, 4]")
+    one_line_error(cli("sample", "--checkpoint", tiny_fg_dir, "--class", "brick", "--eps-scale", 0.5,
+                       "--out", tmp_path / "x.png"), "eps_scale must be in [1, 2]")
     one_line_error(cli("dataset", "--name", tmp_path / "nothing-here", "--out", tmp_path / "d.npz"),
                    "unknown dataset")
     one_line_error(cli("train", "--steps", 5, "--size", 30, "--out", tmp_path / "r"), "divisible")

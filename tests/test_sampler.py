@@ -79,6 +79,27 @@ def test_guidance_extrapolates_from_the_mixture_centroid(tiny_fg):
         SamplerSettings(guidance=-0.5)
 
 
+def test_epsilon_scaling_divides_the_residual_above_its_sigma(tiny_fg):
+    """Epsilon scaling: while sigma > eps_scale_sigma the step uses (f - y) / lambda, and the
+    noise estimate it reads is lambda times lower; below it the walk is DESIGN.md's."""
+    common = dict(n=2, seed=4, max_steps=6, record=True)
+    _, plain = run(tiny_fg, ClassTarget(1), eps_scale=1.0, **common)
+    _, scaled = run(tiny_fg, ClassTarget(1), eps_scale=1.25, eps_scale_sigma=0.0, **common)
+    # the same y_0, so the same first denoiser call; its residual read 1.25 times smaller
+    assert torch.equal(plain[1].denoised, scaled[1].denoised)
+    assert torch.allclose(scaled[1].sigma * 1.25, plain[1].sigma, rtol=1e-5)
+    step_plain, step_scaled = plain[1].y - plain[0].y, scaled[1].y - scaled[0].y
+    # y_1 - y_0 = h d / lambda + gamma z, gamma proportional to the estimate: 1 / lambda of the plain one
+    assert torch.allclose(step_scaled, step_plain / 1.25, atol=1e-5)
+    # a threshold above sigma_0 never scales: the walk is the plain one, bit for bit
+    never, _ = run(tiny_fg, ClassTarget(1), n=2, seed=4, max_steps=6, eps_scale=1.25, eps_scale_sigma=5.0)
+    assert torch.equal(never, plain[-1].denoised)
+    for bad in (dict(eps_scale=0.9), dict(eps_scale=float("nan")), dict(eps_scale=3.0),
+                dict(eps_scale_sigma=-1.0), dict(eps_scale_sigma=float("nan"))):
+        with pytest.raises(EngineError, match="eps_scale"):
+            SamplerSettings(**bad)
+
+
 def test_image_target_reproduces_and_counts_evaluations(tiny_fg):
     imgs = torch.rand(2, *tiny_fg.shape)
     x1, s1 = run(tiny_fg, ImageTarget(imgs, seed=3), n=2, seed=0, max_steps=10, record=True)
