@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=seed_value, default=0)
     c.add_argument("--device", default="auto")
 
-    from .sampler import ALPHA_MAX, BETA, EPS_SCALE, EPS_SCALE_MAX, EPS_SCALE_SIGMA, GUIDANCE, H0, MAX_STEPS, SIGMA_0, SIGMA_L
+    from .sampler import (ALPHA_MAX, BETA, EPS_SCALE, EPS_SCALE_MAX, EPS_SCALE_SIGMA, GUIDANCE, H0, MAX_STEPS,
+                          SIGMA_0, SIGMA_L)
     guidance_help = (f"carry the target past itself, away from the mixture's centroid: "
                      f"phi* + g (phi* - centre), g in [0, 4] (default {GUIDANCE}; 0: the target itself)")
     eps_help = (f"epsilon scaling: divide the residual f(y) - y by this, in [1, {EPS_SCALE_MAX:g}], while the "
