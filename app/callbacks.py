@@ -66,8 +66,7 @@ def status_html(text: str, fraction: float | None = None, kind: str = "") -> str
     return f'<div class="run-status {kind}">{bar}<span>{text}</span></div>'
 
 
-def settings_from(beta: float, h0: float, guidance: float,
-                  eps_scale: float = SamplerSettings.eps_scale) -> SamplerSettings:
+def settings_from(beta: float, h0: float, guidance: float, eps_scale: float) -> SamplerSettings:
     return SamplerSettings(beta=number(beta, "beta"), h0=number(h0, "h0"), guidance=number(guidance, "guidance"),
                            eps_scale=number(eps_scale, "epsilon scaling"))
 

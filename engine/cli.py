@@ -75,6 +75,21 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
+def walk_flags(p: argparse.ArgumentParser) -> None:
+    """The sampler settings that `sample` and `evaluate` both take (`_settings` reads them)."""
+    from .sampler import BETA, EPS_SCALE, EPS_SCALE_MAX, EPS_SCALE_SIGMA, GUIDANCE, H0
+    p.add_argument("--beta", type=float, default=BETA, help=f"noise injection, in (0, 1] (default {BETA})")
+    p.add_argument("--h0", type=float, default=H0, help=f"initial step size, in (0, 1] (default {H0})")
+    p.add_argument("--guidance", type=float, default=GUIDANCE,
+                   help=f"carry the target past itself, away from the mixture's centroid: "
+                        f"phi* + g (phi* - centre), g in [0, 4] (default {GUIDANCE}; 0: the target itself)")
+    p.add_argument("--eps-scale", type=float, default=EPS_SCALE,
+                   help=f"epsilon scaling: divide the residual f(y) - y by this, in [1, {EPS_SCALE_MAX:g}], while "
+                        f"the noise estimate is above --eps-scale-sigma (default {EPS_SCALE}; 1: DESIGN.md's sampler)")
+    p.add_argument("--eps-scale-sigma", type=float, default=EPS_SCALE_SIGMA,
+                   help=f"noise level below which the residual is not scaled (default {EPS_SCALE_SIGMA}; 0: never)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m engine", description="Feature-guided score diffusion: "
                "train, sample, evaluate (Kadkhodaie, Mallat, Simoncelli, arXiv 2410.11646).")
@@ -133,13 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=seed_value, default=0)
     c.add_argument("--device", default="auto")
 
-    from .sampler import (ALPHA_MAX, BETA, EPS_SCALE, EPS_SCALE_MAX, EPS_SCALE_SIGMA, GUIDANCE, H0, MAX_STEPS,
-                          SIGMA_0, SIGMA_L)
-    guidance_help = (f"carry the target past itself, away from the mixture's centroid: "
-                     f"phi* + g (phi* - centre), g in [0, 4] (default {GUIDANCE}; 0: the target itself)")
-    eps_help = (f"epsilon scaling: divide the residual f(y) - y by this, in [1, {EPS_SCALE_MAX:g}], while the "
-                f"noise estimate is above --eps-scale-sigma (default {EPS_SCALE}; 1: DESIGN.md's sampler)")
-    eps_sigma_help = f"noise level below which the residual is not scaled (default {EPS_SCALE_SIGMA}; 0: never)"
+    from .sampler import ALPHA_MAX, MAX_STEPS, SIGMA_0, SIGMA_L
     s = sub.add_parser("sample", help="draw samples with the coarse-to-fine sampler",
                        description="Sample with the stochastic coarse-to-fine sampler of DESIGN.md 4. "
                        "Choose exactly one target; the default checkpoint is the shipped model.")
@@ -159,11 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=_positive(int, MAX_SAMPLES), default=16,
                    help=f"number of samples (default 16, at most {MAX_SAMPLES}: run more seeds for more)")
     s.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
-    s.add_argument("--beta", type=float, default=BETA, help=f"noise injection, in (0, 1] (default {BETA})")
-    s.add_argument("--h0", type=float, default=H0, help=f"initial step size, in (0, 1] (default {H0})")
-    s.add_argument("--guidance", type=float, default=GUIDANCE, help=guidance_help)
-    s.add_argument("--eps-scale", type=float, default=EPS_SCALE, help=eps_help)
-    s.add_argument("--eps-scale-sigma", type=float, default=EPS_SCALE_SIGMA, help=eps_sigma_help)
+    walk_flags(s)
     s.add_argument("--sigma0", type=_positive(float), default=SIGMA_0, help=f"initial noise level (default {SIGMA_0})")
     s.add_argument("--sigmaL", type=_positive(float), default=SIGMA_L, help=f"final noise level (default {SIGMA_L})")
     s.add_argument("--max-steps", type=_positive(int), default=MAX_STEPS, help=f"step limit (default {MAX_STEPS})")
@@ -189,11 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mixture model for the PSNR comparison (default: the shipped one, with the default checkpoint)")
     e.add_argument("--per-class", type=_positive(int), default=32, help="samples per class (default 32)")
     e.add_argument("--seed", type=seed_value, default=0)
-    e.add_argument("--beta", type=float, default=BETA)
-    e.add_argument("--h0", type=float, default=H0)
-    e.add_argument("--guidance", type=float, default=GUIDANCE, help=guidance_help)
-    e.add_argument("--eps-scale", type=float, default=EPS_SCALE, help=eps_help)
-    e.add_argument("--eps-scale-sigma", type=float, default=EPS_SCALE_SIGMA, help=eps_sigma_help)
+    walk_flags(e)
     e.add_argument("--no-timing", action="store_true", help="skip the speed measurement")
     e.add_argument("--out", default=None, help="also write the JSON to this file")
     e.add_argument("--card", default=None,
@@ -236,10 +237,13 @@ def cmd_centroids(a) -> int:
 
 
 def _settings(a):
+    """SamplerSettings from `walk_flags`, and from the walk's ends and length where the subcommand
+    takes them (`sample`; `evaluate` keeps the defaults)."""
     from .sampler import SamplerSettings
-    return SamplerSettings(sigma_0=a.sigma0, sigma_L=a.sigmaL, h0=a.h0, beta=a.beta, max_steps=a.max_steps,
-                           guidance=a.guidance, eps_scale=a.eps_scale,
-                           eps_scale_sigma=a.eps_scale_sigma)
+    ends = {k: getattr(a, flag) for k, flag in (("sigma_0", "sigma0"), ("sigma_L", "sigmaL"),
+                                                ("max_steps", "max_steps")) if hasattr(a, flag)}
+    return SamplerSettings(h0=a.h0, beta=a.beta, guidance=a.guidance, eps_scale=a.eps_scale,
+                           eps_scale_sigma=a.eps_scale_sigma, **ends)
 
 
 def cmd_sample(a) -> int:
@@ -315,7 +319,6 @@ def cmd_dataset(a) -> int:
 def cmd_evaluate(a) -> int:
     from .checkpoint import DEFAULT_MIXTURE, load_checkpoint
     from .evaluate import evaluate, model_card, to_json, write_card
-    from .sampler import SamplerSettings
     for path, flag in ((a.out, "--out"), (a.card, "--card")):
         if path:
             writable_file(path, flag)
@@ -323,8 +326,7 @@ def cmd_evaluate(a) -> int:
     mix_path = a.mixture or (DEFAULT_MIXTURE if a.checkpoint is None else None)
     mixture = load_checkpoint(mix_path, a.device, kind="mixture", what="--mixture") if mix_path else None
     report = evaluate(ckpt, mixture, per_class=a.per_class, seed=a.seed,
-                      settings=SamplerSettings(beta=a.beta, h0=a.h0, guidance=a.guidance, eps_scale=a.eps_scale,
-                                               eps_scale_sigma=a.eps_scale_sigma), timing=not a.no_timing)
+                      settings=_settings(a), timing=not a.no_timing)
     text = to_json(report)
     print(text)
     if a.out:
