@@ -23,7 +23,7 @@ class ModelConfig:
     # None: the mid block and every decoder block but the last (mid, dec2 for three scales). The
     # output convolution maps the last block's channel means straight to the output's mean pixel,
     # so matching it sets the denoised image's brightness from the target instead of the image;
-    # every run that matched it lost to the mixture model (README, "How we got here").
+    # every run that matched it lost to the mixture model (docs/model.md, "How we got here").
     matched_blocks: tuple[str, ...] | None = None
 
     def __post_init__(self):
@@ -84,7 +84,7 @@ class TrainConfig:
     n_per_class: int | None = None          # training crops per class (None: dataset default)
     # Feature-guided only: each image is conditioned on the mean phi of `pool` same-class
     # partners at its sigma (1: a single partner, as in DESIGN.md 3). 4, the shipped models'
-    # value: one partner's phi tells the network little more than the image's own (README,
+    # value: one partner's phi tells the network little more than the image's own (docs/model.md,
     # "How we got here"); 8 did worse. See train.py.
     pool: int = 4
     # Decay of an exponential moving average of the weights, kept beside the trained weights

@@ -1,6 +1,6 @@
 """Grow a trained UNet wider without changing what it computes (Net2Net, Chen et al. 2016).
 
-Why: the shipped recipe flattened on the 0.26M-parameter network (README, "How we got here")
+Why: the shipped recipe flattened on the 0.26M-parameter network (docs/model.md, "How we got here")
 while each new network trained from scratch would have to repeat hours of CPU training to catch
 up. Growing keeps everything learnt and adds room.
 
@@ -12,7 +12,7 @@ channels compute from random weights but feed nothing until training moves those
 weights get non-zero gradients (the new activations are not zero), so that starts at once. The
 norm is per channel (BiasFreeNorm), so new channels never change old channels' statistics.
 
-Measured (README, "How we got here"): growing the narrower pair to 32,64,128 and training it
+Measured (docs/model.md, "How we got here"): growing the narrower pair to 32,64,128 and training it
 12000 more steps left the new room almost unused (weights into old channels at a tenth or less
 of the old weights' size); the samples gained what a further round at the old width gives
 (0.644 -> 0.669), and a closing plain-MSE round took them to 0.694; the same two rounds once
@@ -53,7 +53,7 @@ def new_channel_use(state: dict[str, torch.Tensor], old: ModelConfig,
     into its old output channels, and of those from old inputs into old outputs.
 
     `widen` sets the first to zero; how far training has moved it says how much the network
-    computes with the room growing gave it (README, "How we got here")."""
+    computes with the room growing gave it (docs/model.md, "How we got here")."""
     old_shapes = {k: _out_in(k, v).shape for k, v in UNet(old).state_dict().items() if v.dim() == 4}
     out = {}
     for key, (n_out, n_in, *_) in old_shapes.items():

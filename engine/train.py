@@ -15,7 +15,7 @@ Noise-level weighting (`sigma_data`, our choice): each image's squared error can
 and a plainly trained network damages what it is given at small sigma (the first shipped model
 returned 32.8 dB for a 40 dB input at sigma 0.01), so the sampler's last steps wash the texture
 out. Trained from scratch with it (sigma_data 0.1 or 0.03, 5000 steps) the network under-denoised
-at sigma 0.1 (README, "How we got here"); the shipped models are instead trained plainly for
+at sigma 0.1 (docs/model.md, "How we got here"); the shipped models are instead trained plainly for
 10000 steps, then fine-tuned (`--init`, four rounds) with sigma_data 0.05 at a lower learning rate.
 The weight is still the one denoising loss of DESIGN.md 3, with a weight per noise level.
 
@@ -36,7 +36,7 @@ we got here") - the learning rate already decays to 1/50 of its peak, which aver
 Matched blocks (ModelConfig.matched_blocks): the shipped model matches mid and dec2, not dec1.
 The output convolution turns dec1's channel means into the output's spatial mean, so projecting
 dec1 sets the denoised image's brightness from the target instead of the image; every run that
-matched dec1 lost to the mixture model (README, "How we got here"), while mid,dec2 with pool 4
+matched dec1 lost to the mixture model (docs/model.md, "How we got here"), while mid,dec2 with pool 4
 beat it at every sigma after 10000 plain steps (after the first fine-tune only up to sigma 0.2,
 after the later rounds again at every sigma: README).
 """

@@ -5,7 +5,7 @@
 Prints, on the first 20 held-out crops of each class, the PSNR of f(y, centroid of the true
 class), of f(y, centroid of another class) and of the mixture model at sigma 0.01 .. 1.0, then
 the independent classifier's accuracy on 8 samples per class (default sampler). This is the
-quick screen behind the README's "How we got here" table; `python -m engine evaluate` gives
+quick screen behind the "How we got here" table of docs/model.md; `python -m engine evaluate` gives
 the full figures.
 """
 from __future__ import annotations

@@ -78,7 +78,8 @@ def test_readme_table_quotes_the_shipped_evaluation(key, label):
 
 
 SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))
-DOCS = README + "".join((ROOT / p).read_text() for p in ("docs/analysis.md", "docs/app.md", "assets/MODEL_CARD.md"))
+DOCS = README + "".join((ROOT / p).read_text() for p in ("docs/analysis.md", "docs/app.md", "docs/model.md",
+                                                         "assets/MODEL_CARD.md"))
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
