@@ -205,9 +205,9 @@ def density_figure(result, highlight: int = 3) -> go.Figure:
 
 # ----------------------------------------------------------------------------- bifurcation
 
-def bifurcation_figure(result, scale: int = 2) -> go.Figure:
+def bifurcation_figure(result, scale: int = 2, per_target: int = 8) -> go.Figure:
     """Fig 1: distance between the two trajectories as sigma falls (left to right), in pixels and
-    in phi, with the separation sigma; below, the final samples of both targets."""
+    in phi, with the separation sigma; below, the first `per_target` final samples of both targets."""
     fig = make_subplots(2, 1, row_heights=[0.68, 0.32], vertical_spacing=0.2,
                         specs=[[{"secondary_y": True}], [{}]],
                         subplot_titles=(f"trajectories under '{result.a}' and '{result.b}' (same noise)",
@@ -225,8 +225,8 @@ def bifurcation_figure(result, scale: int = 2) -> go.Figure:
     fig.update_xaxes(type="log", autorange="reversed", title_text="sigma (falls to the right)", row=1, col=1)
     fig.update_yaxes(title_text="pixel distance (RMS)", secondary_y=False, row=1, col=1)
     fig.update_yaxes(title_text="phi distance", secondary_y=True, row=1, col=1)
-    n = len(result.samples_a)
-    fig.add_trace(image_trace(np.clip(np.concatenate([result.samples_a, result.samples_b]), 0, 1), ncol=n,
+    n = min(per_target, len(result.samples_a))
+    fig.add_trace(image_trace(np.clip(np.concatenate([result.samples_a[:n], result.samples_b[:n]]), 0, 1), ncol=n,
                               scale=scale), 2, 1)
     _hide_axes(fig, 2, 1)
     return _layout(fig, f"Bifurcation: the trajectories separate at sigma = {result.bifurcation_sigma:.3g} "
