@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from engine import analysis as A
+from engine import figures as F
 from engine.atlas import held_out
 from engine.classifier import train_classifier
 from engine.errors import EngineError
@@ -136,6 +137,10 @@ def test_bifurcation_two_targets(tiny_fg):
     assert r.sigma[0] == pytest.approx(1.0)
     assert r.samples_a.shape == r.samples_b.shape == (2, 1, 16, 16)
     assert min(r.sigma) <= r.bifurcation_sigma <= max(r.sigma)
+    # the report runs 32 images per target for the statistics; its figure shows the first few
+    widths = [np.asarray(next(t for t in F.bifurcation_figure(r, scale=1, per_target=k).data
+                              if t.type == "image").z).shape[1] for k in (1, 2, 5)]
+    assert widths[0] < widths[1] == widths[2]
 
 
 def test_centroid_path_ends_at_the_centroids(tiny_fg):
