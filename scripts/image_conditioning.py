@@ -27,15 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
 from engine.classifier import load_classifier  # noqa: E402
 from engine.data import load_dataset  # noqa: E402
-from engine.sampler import ClassTarget, ImageTarget, Target, run  # noqa: E402
+from engine.sampler import ClassTarget, ImageTarget, run  # noqa: E402
 
 
-class PerStepImages(Target):
-    """The earlier image target: mean over k of phi(x_k + sigma z), z redrawn at every step."""
-
-    def __init__(self, images: torch.Tensor, seed: int = 0):
-        self.images = images
-        self.seed = seed
+class PerStepImages(ImageTarget):
+    """The earlier image target: mean over k of phi(x_k + sigma z), z redrawn at every step
+    (ImageTarget's images, seed and start; no table)."""
 
     def prepare(self, ckpt):
         self.gen = torch.Generator().manual_seed(self.seed)
@@ -46,9 +43,6 @@ class PerStepImages(Target):
         z = torch.randn((b, *self.images.shape), generator=self.gen)
         y = self.images[None] + sigma.cpu()[:, None, None, None, None] * z
         return ckpt.phi(y.reshape(b * k, *self.images.shape[1:])).reshape(b, k, -1).mean(1)
-
-    def start(self, ckpt):
-        return self.images.mean(dim=(0, 2, 3))
 
     def describe(self):
         return {"mode": "images, redrawn every step"}
