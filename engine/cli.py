@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sigma-data", type=float, default=TrainConfig.sigma_data,
                    help="weight each image's squared error by 1 + (SIGMA_DATA / sigma)^2 so small noise "
                         f"levels are trained too; 0 = plain MSE (default {TrainConfig.sigma_data})")
+    t.add_argument("--loss-sigma-min", type=float, default=TrainConfig.loss_sigma_min,
+                   help="give images noised below this sigma no loss weight (they still shape the norms' "
+                        f"statistics); 0 = train every sigma (default {TrainConfig.loss_sigma_min})")
     t.add_argument("--ema", type=float, default=TrainConfig.ema,
                    help="keep an exponential moving average of the weights with this decay (e.g. 0.999) "
                         f"and ship it in model.pt; 0 = off, the final weights (default {TrainConfig.ema})")
@@ -221,6 +224,7 @@ def cmd_train(a) -> int:
     steps = a.steps if a.steps is not None or a.resume else TrainConfig.steps
     cfg = TrainConfig(dataset=a.dataset, kind=a.kind, steps=steps, batch=a.batch, lr=a.lr, pool=a.pool,
                       sigma_data=a.sigma_data, sigma_max=a.sigma_max, ema=a.ema,
+                      loss_sigma_min=a.loss_sigma_min,
                       n_per_class=a.n_per_class, seed=a.seed, checkpoint_every=a.checkpoint_every,
                       device=a.device, model=ModelConfig(channels=a.channels, size=a.size,
                                                          widths=a.widths or ModelConfig.widths,

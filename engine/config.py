@@ -81,6 +81,9 @@ class TrainConfig:
     # models: 10000 plain steps, then six fine-tuning rounds (--init) with 0.05 and a closing
     # plain one (0).
     sigma_data: float = 0.0
+    # Images noised below this sigma get loss weight 0 (see train.py); 0: every sigma is trained.
+    # They still pass through the network, so the norms' batch statistics keep the noise law.
+    loss_sigma_min: float = 0.0
     n_per_class: int | None = None          # training crops per class (None: dataset default)
     # Feature-guided only: each image is conditioned on the mean phi of `pool` same-class
     # partners at its sigma (1: a single partner, as in DESIGN.md 3). 4, the shipped models'
@@ -109,6 +112,9 @@ class TrainConfig:
         # written so that NaN fails every test
         if not 0 <= self.sigma_data < math.inf:
             raise EngineError(f"sigma_data must be a number >= 0 (0: unweighted MSE), got {self.sigma_data}")
+        if not 0 <= self.loss_sigma_min < self.sigma_max:
+            raise EngineError(f"loss_sigma_min must be at least 0 and below sigma_max {self.sigma_max} "
+                              f"(0: train every sigma), got {self.loss_sigma_min}")
         if not 0 < self.sigma_max < math.inf:
             raise EngineError(f"sigma_max must be a positive number (e.g. 1.2), got {self.sigma_max}")
         if not 0 < self.lr < math.inf:

@@ -87,9 +87,12 @@ def stratified_sigmas(n: int, sigma_max: float, gen: torch.Generator) -> torch.T
     return out[torch.randperm(n, generator=gen)]
 
 
-def loss_weights(sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
-    """Per-image weight 1 + (sigma_data / sigma)^2 (module doc); all ones when sigma_data is 0."""
-    return 1 + (sigma_data / sigma.clamp_min(1e-3)) ** 2
+def loss_weights(sigma: torch.Tensor, sigma_data: float, sigma_min: float = 0.0) -> torch.Tensor:
+    """Per-image weight 1 + (sigma_data / sigma)^2 (module doc); all ones when sigma_data is 0.
+    Zero below sigma_min: a round that trains only the noise levels where the sampler's walk
+    decides the class, while the batch - and so the norms' statistics - keeps the usual law."""
+    w = 1 + (sigma_data / sigma.clamp_min(1e-3)) ** 2
+    return w * (sigma >= sigma_min)
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -248,7 +251,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
             g["lr"] = learning_rate(cfg, step)
         denoised, _ = model(y, reference=ref, pool=cfg.pool if guided else 1)
         mse = ((denoised - x) ** 2).mean(dim=(1, 2, 3))
-        loss = (loss_weights(sigma.flatten(), cfg.sigma_data) * mse).mean()
+        loss = (loss_weights(sigma.flatten(), cfg.sigma_data, cfg.loss_sigma_min) * mse).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

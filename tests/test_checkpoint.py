@@ -163,3 +163,10 @@ def test_loss_weights_meet_plain_mse_at_large_sigma():
     # noise-prediction weight (sigma_data / sigma)^2 at small sigma, 2 at sigma_data, ~1 far above
     assert torch.allclose(w, torch.tensor([1 + 625.0, 2.0, 1.000625]))
     assert torch.equal(loss_weights(sigma, 0.0), torch.ones(3))
+
+
+def test_loss_weights_drop_the_noise_levels_below_the_floor():
+    from engine.train import loss_weights
+    sigma = torch.tensor([0.01, 0.1, 0.25])
+    assert torch.equal(loss_weights(sigma, 0.0, 0.1), torch.tensor([0.0, 1.0, 1.0]))
+    assert torch.allclose(loss_weights(sigma, 0.25, 0.2), torch.tensor([0.0, 0.0, 2.0]))

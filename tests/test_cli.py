@@ -155,6 +155,8 @@ def test_outputs_devices_sizes_and_numbers_are_checked_before_any_work(tmp_path,
                                 "--out", tmp_path / "r")
     assert "sigma_data" in error_line(capsys, "train", "--dataset", "ovals", "--steps", 1, "--sigma-data", "nan",
                                       "--out", tmp_path / "r")
+    assert "loss_sigma_min" in error_line(capsys, "train", "--dataset", "ovals", "--steps", 1,
+                                          "--loss-sigma-min", 2, "--out", tmp_path / "r")
     assert "positive channel counts" in error_line(capsys, "train", "--dataset", "ovals", "--steps", 1,
                                                    "--widths", "0,16", "--out", tmp_path / "r")
     assert "alpha must be" in error_line(capsys, "sample", *fg, "--interpolate", "brick", "grass",
