@@ -112,11 +112,11 @@ class TrainConfig:
         # written so that NaN fails every test
         if not 0 <= self.sigma_data < math.inf:
             raise EngineError(f"sigma_data must be a number >= 0 (0: unweighted MSE), got {self.sigma_data}")
+        if not 0 < self.sigma_max < math.inf:
+            raise EngineError(f"sigma_max must be a positive number (e.g. 1.2), got {self.sigma_max}")
         if not 0 <= self.loss_sigma_min < self.sigma_max:
             raise EngineError(f"loss_sigma_min must be at least 0 and below sigma_max {self.sigma_max} "
                               f"(0: train every sigma), got {self.loss_sigma_min}")
-        if not 0 < self.sigma_max < math.inf:
-            raise EngineError(f"sigma_max must be a positive number (e.g. 1.2), got {self.sigma_max}")
         if not 0 < self.lr < math.inf:
             raise EngineError(f"lr must be a positive number (e.g. 2e-3), got {self.lr}")
         for name in ("steps", "batch", "checkpoint_every", "pool"):

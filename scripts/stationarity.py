@@ -11,7 +11,7 @@ centroids are the classes' mean phi over the same crops). The method conditions 
 through its centroid of phi; a class whose crops' phi lie nearer another class's centroid
 than their own cannot be told apart by it, however well the denoiser is trained.
 `--candidates` adds sources from the installed wheels that could replace a class, each placed
-against the kept classes (those whose phi accuracy is at least 0.7). About 20 seconds.
+against the kept classes (those whose phi accuracy is at least 0.7). About 10 seconds.
 """
 from __future__ import annotations
 
