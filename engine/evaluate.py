@@ -2,7 +2,8 @@
 
 - classifier: a small CNN independent of the denoiser (classifier.py), its accuracy on
   real test crops;
-- class accuracy of conditional samples, per class;
+- class accuracy of conditional samples, per class, and how the classifier reads each class's
+  samples (counts per predicted class: where the misread ones go);
 - diversity ratio: mean pairwise L2 distance between samples of a class over the same
   figure for real test crops of the class (1: as diverse as real data);
 - contrast ratio: mean per-image pixel standard deviation of a class's samples over the same
@@ -168,7 +169,7 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
               "sampler": vars(settings or SamplerSettings()),
               "classifier_test_accuracy": float((clf.predict(test.images) == test.labels).mean())}
 
-    acc, div, contrast, kid, kid_real, nfe = {}, {}, {}, {}, {}, []
+    acc, readings, div, contrast, kid, kid_real, nfe = {}, {}, {}, {}, {}, {}, []
     samples_all, real_all = [], []
     for c, name in enumerate(tqdm(ckpt.classes, desc="sampling", disable=not progress, file=sys.stderr)):
         last = None
@@ -177,7 +178,10 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
         x = last.denoised.cpu().numpy()
         nfe.append(last.nfe)
         samples_all.append(x)
-        acc[name] = float((clf.predict(x) == c).mean())
+        predicted = clf.predict(x)
+        acc[name] = float((predicted == c).mean())
+        counts = np.bincount(predicted, minlength=len(ckpt.classes))
+        readings[name] = {ckpt.classes[k]: int(counts[k]) for k in np.argsort(-counts, kind="stable") if counts[k]}
         members = test.of_class(c)
         real = members[:per_class]
         real_all.append(real)
@@ -190,6 +194,7 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
     report["class_accuracy"] = acc
     report["mean_class_accuracy"] = float(np.mean(list(acc.values())))
     report["min_class_accuracy"] = float(min(acc.values()))
+    report["class_readings"] = readings
     report["diversity_per_class"] = div
     report["diversity_ratio"] = float(np.mean(list(div.values())))
     report["contrast_per_class"] = contrast
@@ -242,6 +247,15 @@ def loss_name(sigma_data: float) -> str:
     return f"loss weight 1 + ({sigma_data:g} / sigma)^2" if sigma_data else "plain MSE"
 
 
+def misreadings(report: dict) -> list[str]:
+    """The card's line on where misread samples go ("petals: tissue 17, gravel 1"), if any are."""
+    wrong = {name: {k: n for k, n in read.items() if k != name}
+             for name, read in report.get("class_readings", {}).items()}
+    parts = [f"{name}: " + ", ".join(f"{k} {n}" for k, n in w.items()) for name, w in wrong.items() if w]
+    return [f"  - misread samples, read by the classifier as (counts of {report['samples_per_class']}): "
+            + "; ".join(parts)] if parts else []
+
+
 def model_card(ckpt, mixture, report: dict) -> str:
     """A markdown model card: what was trained, how, on what, and how well (measured)."""
     def run_facts(c):
@@ -283,6 +297,7 @@ def model_card(ckpt, mixture, report: dict) -> str:
               f"- class accuracy of conditional samples ({report['samples_per_class']} per class): "
               f"mean {report['mean_class_accuracy']:.3f}, lowest {report['min_class_accuracy']:.3f}",
               "  - " + ", ".join(f"{k} {v:.2f}" for k, v in report["class_accuracy"].items()),
+              *misreadings(report),
               f"- diversity ratio: {report['diversity_ratio']:.3f}",
               f"- contrast ratio (sample pixel std over real): {report['contrast_ratio']:.3f}",
               f"- memorisation ratio: {report['memorisation_ratio']:.3f}",

@@ -78,6 +78,8 @@ def test_train_sample_evaluate_on_a_tiny_config(tmp_path, tiny_mixture_dir):
                 "generalisation_gap_db", "nfe_per_sample"):
         assert key in report
     assert set(report["class_accuracy"]) == {"ratio 0.2", "ratio 0.5", "ratio 1", "ratio 2", "ratio 5"}
+    for name, read in report["class_readings"].items():     # every sample read as some class, once
+        assert sum(read.values()) == 3 and read.get(name, 0) / 3 == report["class_accuracy"][name]
 
     r = ok("benchmark", "--checkpoint", run, "--repeats", 1)
     bench = json.loads(r.stdout)

@@ -2,7 +2,7 @@ import numpy as np
 
 import pytest
 
-from engine.evaluate import generalisation_gap, kernel_distance, noise_seen, write_card
+from engine.evaluate import generalisation_gap, kernel_distance, misreadings, noise_seen, write_card
 
 
 class WhiteGaussian:
@@ -67,3 +67,10 @@ def test_a_new_card_keeps_the_hand_written_status_section(tmp_path):
     card.write_text(card.read_text() + "\n## Status: by hand\n\nhow it was trained\n")
     write_card(card, "# Model card\n\n- accuracy 0.7\n")
     assert card.read_text() == "# Model card\n\n- accuracy 0.7\n\n## Status: by hand\n\nhow it was trained\n"
+
+
+def test_the_card_names_where_misread_samples_go_and_only_those():
+    report = {"samples_per_class": 4, "class_readings": {"a": {"a": 4}, "b": {"c": 3, "b": 1}, "c": {"c": 4}}}
+    assert misreadings(report) == ["  - misread samples, read by the classifier as (counts of 4): b: c 3"]
+    report["class_readings"]["b"] = {"b": 4}
+    assert misreadings(report) == []
