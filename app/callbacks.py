@@ -243,8 +243,8 @@ class Views:
     def readings(self, samples: np.ndarray) -> Counter | None:
         """How many samples the independent classifier assigns to each class (None while it is
         being prepared)."""
-        probs = self.probabilities(samples)
-        return None if probs is None else Counter(self.ctx.classes[k] for k in probs.argmax(1))
+        clf = self.ctx.classifier.get()
+        return None if clf is None else clf.readings(samples)
 
     def reading_text(self, counts: Counter | None, n: int, target: str | None) -> str:
         if counts is None:

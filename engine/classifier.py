@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,10 @@ class Classifier:
 
     def predict(self, images) -> np.ndarray:
         return self.probabilities(images).argmax(1)
+
+    def readings(self, images) -> Counter:
+        """How many of the images the classifier reads as each class (class name -> count)."""
+        return Counter(self.classes[k] for k in self.predict(images))
 
 
 def _key(train_config: dict) -> dict:

@@ -178,10 +178,10 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
         x = last.denoised.cpu().numpy()
         nfe.append(last.nfe)
         samples_all.append(x)
-        predicted = clf.predict(x)
-        acc[name] = float((predicted == c).mean())
-        counts = np.bincount(predicted, minlength=len(ckpt.classes))
-        readings[name] = {ckpt.classes[k]: int(counts[k]) for k in np.argsort(-counts, kind="stable") if counts[k]}
+        counts = clf.readings(x)
+        acc[name] = counts[name] / len(x)
+        # most common first, ties in class order
+        readings[name] = dict(sorted(counts.items(), key=lambda kv: (-kv[1], ckpt.classes.index(kv[0]))))
         members = test.of_class(c)
         real = members[:per_class]
         real_all.append(real)
