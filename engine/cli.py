@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from .config import ModelConfig, TrainConfig
+from .distributed import Quiet
 from .errors import EngineError
 from .paths import writable_file
 
@@ -72,7 +73,8 @@ class Parser(argparse.ArgumentParser):
     """argparse, with its mistakes said in one line (not the usage block) and where to look."""
 
     def error(self, message: str):
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+        from .distributed import speaks         # under torchrun: one line per machine, not per process
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n" if speaks() else None)
 
 
 def walk_flags(p: argparse.ArgumentParser) -> None:
@@ -142,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "run's steps, schedule and loss (a new run; not with --resume); add --widths to "
                         "grow the network wider first")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--precision", default=TrainConfig.precision, choices=["fp32", "bf16"],
+                   help="bf16: bfloat16 autocast for the network (CUDA only; default fp32)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the network")
+    t.add_argument("--stream", action="store_true",
+                   help="folder datasets: read and crop images on the fly instead of loading the folder whole "
+                        "(engine/stream.py)")
+    t.add_argument("--workers", type=whole_number(0), default=TrainConfig.workers,
+                   help=f"with --stream: DataLoader worker processes (default {TrainConfig.workers}; 0: none)")
 
     c = sub.add_parser("centroids", help="recompute a checkpoint's centroid table",
                        description="Recompute phibar_c(sigma) on the sigma grid from training images "
@@ -226,7 +236,8 @@ def cmd_train(a) -> int:
                       sigma_data=a.sigma_data, sigma_max=a.sigma_max, ema=a.ema,
                       loss_sigma_min=a.loss_sigma_min,
                       n_per_class=a.n_per_class, seed=a.seed, checkpoint_every=a.checkpoint_every,
-                      device=a.device, model=ModelConfig(channels=a.channels, size=a.size,
+                      device=a.device, precision=a.precision, compile=a.compile, stream=a.stream,
+                      workers=a.workers, model=ModelConfig(channels=a.channels, size=a.size,
                                                          widths=a.widths or ModelConfig.widths,
                                                          matched_blocks=a.matched))
     train(cfg, a.out, resume=a.resume, progress=not a.quiet, init=a.init,
@@ -375,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("default")
             warnings.showwarning = _one_line_warning
             return {**COMMANDS, **EXTRA}[args.command](args)
+    except Quiet:                 # another process of the torchrun job says it
+        return 2
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

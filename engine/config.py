@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from .errors import EngineError
 
 KINDS = ("feature_guided", "mixture")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -96,6 +97,14 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 250
     device: str = "auto"                    # auto | cpu | cuda
+    # Scale-out (README, "Scaling out"). precision: "bf16" runs the network under bfloat16
+    # autocast (CUDA only; weights, optimizer and loss stay float32). compile: torch.compile
+    # the network. stream: read a folder dataset image by image (engine/stream.py) instead of
+    # loading it whole, with `workers` DataLoader processes cropping on the fly.
+    precision: str = "fp32"
+    compile: bool = False
+    stream: bool = False
+    workers: int = 2
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self):
@@ -124,6 +133,11 @@ class TrainConfig:
                 continue
             if getattr(self, name) < 1:
                 raise EngineError(f"{name} must be at least 1")
+        if self.precision not in PRECISIONS:
+            raise EngineError(f"unknown precision '{self.precision}'; use {' or '.join(PRECISIONS)}")
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise EngineError(f"workers must be a whole number >= 0 (0: read in the training process), "
+                              f"got {self.workers}")
         if self.kind == "feature_guided" and self.batch % self.pool:
             raise EngineError(f"batch {self.batch} must be a multiple of pool {self.pool}")
 

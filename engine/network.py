@@ -29,15 +29,34 @@ class BiasFreeNorm(nn.Module):
         self.gain = nn.Parameter(torch.ones(channels))
         self.register_buffer("running_sd", torch.ones(channels))
         self.momentum = momentum
+        # Several processes (engine/distributed.py): the batch statistics are those of the whole
+        # batch, summed over the processes in the pass (and its gradient), as in SyncBatchNorm.
+        # So every process divides by the same sd, running_sd stays equal everywhere without a
+        # broadcast, and the run computes what a single process on the whole batch computes.
+        self.sync = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            sd = torch.sqrt(x.var(dim=(0, 2, 3), unbiased=False) + 1e-5)
+            var = _global_var(x) if self.sync else x.var(dim=(0, 2, 3), unbiased=False)
+            sd = torch.sqrt(var + 1e-5)
             with torch.no_grad():
                 self.running_sd.lerp_(sd.detach(), self.momentum)
         else:
             sd = self.running_sd
         return x * (self.gain / sd)[None, :, None, None]
+
+
+def _global_var(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel variance over the batch of every process (differentiable all-reduce)."""
+    import torch.distributed as dist
+    from torch.distributed._functional_collectives import all_reduce     # with a backward: a sum again
+    c = x.shape[1]
+    xf = x.float()
+    stats = torch.cat([xf.sum(dim=(0, 2, 3)), (xf * xf).sum(dim=(0, 2, 3)),
+                       xf.new_tensor([x.shape[0] * x.shape[2] * x.shape[3]])])
+    stats = all_reduce(stats, "sum", dist.group.WORLD)
+    mean = stats[:c] / stats[-1]
+    return (stats[c:2 * c] / stats[-1] - mean * mean).clamp_min(0).to(x.dtype)
 
 
 class Block(nn.Module):

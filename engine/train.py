@@ -42,6 +42,7 @@ after the later rounds again at every sigma: README).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import sys
@@ -54,13 +55,14 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from . import distributed, stream as streaming
 from .centroids import compute_centroids
 from .checkpoint import MODEL_FILE, STATE_FILE, load_weights, model_state, pick_device, read_file, save_atomic
 from .config import TrainConfig
 from .data import load_dataset
 from .errors import EngineError
 from .grow import widen
-from .network import UNet
+from .network import BiasFreeNorm, UNet
 from .paths import writable_dir
 
 
@@ -122,7 +124,25 @@ def machine() -> str:
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print,
           progress: bool = True, init: str | Path | None = None,
-          widths: tuple[int, ...] | None = None) -> Path:
+          widths: tuple[int, ...] | None = None, on_step=None) -> Path:
+    """Train (or resume) a run in out_dir; returns the path of model.pt (see `_train`).
+    on_step(step, mse): called after every step with the whole batch's plain MSE.
+
+    Under torchrun each process trains its share of every batch (engine/distributed.py); an
+    EngineError on any process stops all of them with the same message."""
+    with distributed.session(cfg.device) as world:
+        try:
+            return _train(cfg, out_dir, resume, log, progress, init, widths, world, on_step)
+        except distributed.Agreed:
+            raise
+        except EngineError as e:          # met by every process alike (a diverged loss): say it once
+            distributed.agree(world, e)
+            raise
+
+
+def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: bool,
+           init: str | Path | None, widths: tuple[int, ...] | None,
+           world: distributed.World, on_step=None) -> Path:
     """Train (or resume) a run in out_dir; returns the path of model.pt.
 
     init: start from the weights of this checkpoint (fine-tuning) instead of a random
@@ -134,6 +154,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
     out = Path(out_dir)
     state = None
     start = None
+    if not world.main:                    # rank 0 alone prints and writes
+        log, progress = (lambda *a, **k: None), False
     if init is not None:
         if resume:
             raise EngineError("--init starts a new run from another checkpoint's weights; "
@@ -170,14 +192,32 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
         raise EngineError(f"{out} already holds a run; use --resume to continue it or choose another --out")
     writable_dir(out, "--out")
     device = pick_device(cfg.device)
-    log(f"config ({'resuming at step ' + str(state['step']) if state else 'new run'}, device {device}):")
+    guided = cfg.kind == "feature_guided"
+    if cfg.precision == "bf16" and device.type != "cuda":
+        raise EngineError(f"precision bf16 needs a CUDA device (bfloat16 autocast on {device.type} is not "
+                          "supported here); use --precision fp32")
+    # each process takes a contiguous share of the batch: whole pools, so that a group of
+    # `pool` images of one class at one sigma is conditioned on its own partners' mean phi
+    unit = cfg.pool if guided else 1
+    if cfg.batch % (unit * world.size):
+        raise EngineError(f"batch {cfg.batch} does not split across {world.size} processes"
+                          + (f" in whole pools of {unit}" if unit > 1 else "")
+                          + f"; use a multiple of {unit * world.size}")
+    part = slice(world.rank * cfg.batch // world.size, (world.rank + 1) * cfg.batch // world.size)
+    log(f"config ({'resuming at step ' + str(state['step']) if state else 'new run'}, device {device}"
+        + (f", {world.size} processes" if world.active else "") + "):")
     log(cfg.to_json())
 
-    data = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, cfg.n_per_class, cfg.seed)
-    images = torch.from_numpy(data.images).to(device)
+    if cfg.stream:
+        data = streaming.FolderStream(cfg.dataset, "train", cfg.model.size, cfg.model.channels,
+                                      cfg.n_per_class, cfg.seed)
+        images, mean = None, streaming.data_mean(data, seed=cfg.seed)
+    else:
+        data = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, cfg.n_per_class, cfg.seed)
+        images = torch.from_numpy(data.images).to(device)
+        mean = images.mean(dim=(0, 2, 3)).cpu()
     labels = torch.from_numpy(data.labels)
     by_class = [torch.nonzero(labels == c).flatten() for c in range(len(data.classes))]
-    mean = images.mean(dim=(0, 2, 3)).cpu()
 
     torch.manual_seed(cfg.seed)
     model = UNet(cfg.model).to(device)
@@ -198,17 +238,30 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
         gen.set_state(state["rng"])
         step, elapsed, history = state["step"], state["info"]["wall_seconds"], state["info"]["history"]
         lineage = state["info"].get("init")
-    channels_last = device.type == "cpu"          # ~20% faster convolutions on CPU
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    channels_last = True                  # ~20% faster convolutions on CPU; tensor-core layout on CUDA
+    model = model.to(memory_format=torch.channels_last)
     average = None
     if cfg.ema:
         # the first update copies the weights, later ones average them in
         average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
         if state is not None and state.get("ema") is not None:
             average.load_state_dict(state["ema"])        # with its count: no restart from a copy
-    guided = cfg.kind == "feature_guided"
     model.train()
+    net = model                           # what the step calls: the model, or its DDP / compiled wrapper
+    distributed.agree(world, None)        # every process got here (else all stop: distributed.py)
+    if world.active:
+        for m in model.modules():
+            if isinstance(m, BiasFreeNorm):
+                m.sync = True             # whole-batch statistics (network.py)
+        # gradients averaged over the processes; no buffer broadcast before each pass: the
+        # synced norms keep running_sd equal everywhere already
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None,
+            forward_sync_buffers=False)
+    if cfg.compile:
+        net = torch.compile(net)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cfg.precision == "bf16" \
+        else contextlib.nullcontext
 
     def info() -> dict:
         return {"wall_seconds": elapsed, "history": history, "machine": machine(),
@@ -216,41 +269,88 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
                 "init": lineage}
 
     def checkpoint():
-        s = model_state(model, cfg, data.classes, mean, step, None, info())
-        s["optimizer"] = opt.state_dict()
-        s["rng"] = gen.get_state()
-        s["ema"] = average.state_dict() if average is not None else None
-        save_atomic(s, out / STATE_FILE)
+        """Rank 0 writes train_state.pt; every process learns whether that worked."""
+        error = None
+        if world.main:
+            s = model_state(model, cfg, data.classes, mean, step, None, info())
+            s["optimizer"] = opt.state_dict()
+            s["rng"] = gen.get_state()
+            s["ema"] = average.state_dict() if average is not None else None
+            try:
+                save_atomic(s, out / STATE_FILE)
+            except OSError as e:
+                error = EngineError(f"{out / STATE_FILE}: cannot write the checkpoint ({e.strerror or e})")
+        distributed.agree(world, error)
+
+    def draw(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's image indices and noise levels (B,), the whole batch on every process."""
+        if guided and cfg.pool > 1:
+            # groups of `pool` images of one class at one sigma; each is conditioned on the
+            # mean phi of the group's partners (UNet.forward's pool)
+            groups = cfg.batch // cfg.pool
+            anchors = torch.randint(len(labels), (groups,), generator=g)
+            idx = partners(labels[anchors].repeat_interleave(cfg.pool), by_class, g)
+            sigma = stratified_sigmas(groups, cfg.sigma_max, g).repeat_interleave(cfg.pool)
+        else:
+            idx = torch.randint(len(labels), (cfg.batch,), generator=g)
+            sigma = sample_sigmas(cfg.batch, cfg.sigma_max, g)
+        return idx, sigma
+
+    def stream_draw(s: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Streamed data: the indices of step s (images, noise levels, partners) from a generator of
+        (seed, s) alone, so the DataLoader can read ahead and a resumed run reads the same."""
+        g = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, s]).generate_state(1)[0]))
+        idx, sigma = draw(g)
+        return idx, sigma, partners(labels[idx], by_class, g) if guided else idx
+
+    batches = None
+    if cfg.stream:
+        batches = iter(torch.utils.data.DataLoader(
+            data, batch_sampler=streaming.StepSampler(lambda s: stream_draw(s)[::2 if guided else 3], step, cfg.steps,
+                                                      world.rank, world.size),
+            num_workers=cfg.workers, collate_fn=streaming.collate, prefetch_factor=4 if cfg.workers else None))
+
+    def full(share: torch.Tensor) -> torch.Tensor:
+        """A whole-batch tensor holding this process's share of streamed images (zeros elsewhere):
+        augmentation and noise are drawn for the whole batch, as on one process."""
+        x = torch.zeros(cfg.batch, *share.shape[1:], device=device)
+        x[part] = share.to(device).float() / 255
+        return x
 
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, file=sys.stderr,
                dynamic_ncols=True, desc=f"train {cfg.kind}")
     ema = None
     t0 = time.time()
     while step < cfg.steps:
-        if guided and cfg.pool > 1:
-            # groups of `pool` images of one class at one sigma; each is conditioned on the
-            # mean phi of the group's partners (UNet.forward's pool)
-            groups = cfg.batch // cfg.pool
-            anchors = torch.randint(len(labels), (groups,), generator=gen)
-            idx = partners(labels[anchors].repeat_interleave(cfg.pool), by_class, gen)
-            sigma = stratified_sigmas(groups, cfg.sigma_max, gen).repeat_interleave(cfg.pool)
+        if cfg.stream:
+            idx, sigma, pidx = stream_draw(step)
+            got = streaming.next_batch(batches)
+            n = part.stop - part.start
+            x = full(got[:n])
         else:
-            idx = torch.randint(len(labels), (cfg.batch,), generator=gen)
-            sigma = sample_sigmas(cfg.batch, cfg.sigma_max, gen)
+            idx, sigma = draw(gen)
+            x = images[idx.to(device)]
         sigma = sigma.to(device)[:, None, None, None]
-        x = images[idx.to(device)]
         y = x + sigma * torch.randn(x.shape, generator=gen).to(device)
         ref = None
         if guided:
-            xr = images[partners(labels[idx], by_class, gen).to(device)]
+            if cfg.stream:
+                xr = full(got[n:])
+            else:
+                pidx = partners(labels[idx], by_class, gen)
+                xr = images[pidx.to(device)]
             ref = xr + sigma * torch.randn(x.shape, generator=gen).to(device)
+        # this process's share of the batch (all of it on one process)
+        x, y, sigma = x[part], y[part], sigma[part]
+        ref = ref[part] if ref is not None else None
         if channels_last:
             y = y.contiguous(memory_format=torch.channels_last)
             ref = ref.contiguous(memory_format=torch.channels_last) if ref is not None else None
         for g in opt.param_groups:
             g["lr"] = learning_rate(cfg, step)
-        denoised, _ = model(y, reference=ref, pool=cfg.pool if guided else 1)
-        mse = ((denoised - x) ** 2).mean(dim=(1, 2, 3))
+        with autocast():
+            denoised, _ = net(y, reference=ref, pool=cfg.pool if guided else 1)
+        mse = ((denoised.float() - x) ** 2).mean(dim=(1, 2, 3))
         loss = (loss_weights(sigma.flatten(), cfg.sigma_data, cfg.loss_sigma_min) * mse).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -258,10 +358,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
         if average is not None:
             average.update_parameters(model)
         step += 1
-        value = mse.mean().item()             # shown and logged: the plain MSE (PSNR)
-        if not math.isfinite(loss.item()):
+        # shown and logged: the plain MSE (PSNR), of the whole batch
+        value = distributed.mean_value(world, mse.mean().item())
+        if not math.isfinite(distributed.mean_value(world, loss.item())):
             raise EngineError(f"training diverged at step {step} (loss {value}); lower --lr and start again")
         ema = value if ema is None else 0.98 * ema + 0.02 * value
+        if on_step is not None:
+            on_step(step, value)
         bar.update(1)
         bar.set_postfix(loss=f"{ema:.5f}", psnr=f"{10 * math.log10(1 / ema):.2f}dB")
         if step % 50 == 0:
@@ -278,8 +381,16 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print
     if average is not None:
         model = average.module
     model = model.to(memory_format=torch.contiguous_format)
-    centroids = compute_centroids(model, data.images, data.labels, data.classes, seed=cfg.seed)
-    save_atomic(model_state(model, cfg, data.classes, mean, step, centroids, info()), out / MODEL_FILE)
+    error = None
+    if world.main:
+        # streamed: 256 images of each class, read when its turn comes (Sample)
+        images = streaming.Sample(data, 256) if cfg.stream else data.images
+        centroids = compute_centroids(model, images, data.labels, data.classes, seed=cfg.seed)
+        try:
+            save_atomic(model_state(model, cfg, data.classes, mean, step, centroids, info()), out / MODEL_FILE)
+        except OSError as e:
+            error = EngineError(f"{out / MODEL_FILE}: cannot write the model ({e.strerror or e})")
+    distributed.agree(world, error)      # the others wait for rank 0's model.pt
     log(f"wrote {out / MODEL_FILE} ({step} steps, {elapsed / 60:.1f} min of training on {machine()})")
     return out / MODEL_FILE
 
