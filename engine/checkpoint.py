@@ -108,6 +108,8 @@ class Checkpoint:
         self.info: dict = state.get("info", {})
         self.centroids = CentroidTable.from_state(state["centroids"]).to(self.device) \
             if state.get("centroids") else None
+        self.batch = device_batch(self.device, self.config)   # images per network call (`network`)
+        self.precision = "fp32"                                # or "bf16" (CUDA): use_precision
 
     # -- facts
     @property
@@ -168,12 +170,34 @@ class Checkpoint:
         return self.centroids
 
     # -- the network
+    def use_precision(self, precision: str) -> None:
+        """"fp32", or "bf16": the network under bfloat16 autocast (CUDA only; outputs stay float32)."""
+        if precision not in ("fp32", "bf16"):
+            raise EngineError(f"unknown precision '{precision}'; use fp32 or bf16")
+        if precision == "bf16" and self.device.type != "cuda":
+            raise EngineError(f"precision bf16 needs a CUDA device (this model is on {self.device.type}); "
+                              "use --precision fp32")
+        self.precision = precision
+
+    @torch.no_grad()
+    def network(self, y: torch.Tensor, target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """self.model(y, target) -> (f(y), phi(y)), in calls of at most `batch` images (in eval mode
+        each image is denoised on its own, so the split changes nothing) at this precision."""
+        if len(y) <= self.batch and self.precision == "fp32":
+            return self.model(y, target)
+        outs = []
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            for i in range(0, len(y), self.batch):
+                t = target if target is None or target.dim() == 1 else target[i:i + self.batch]
+                outs.append([o.float() for o in self.model(y[i:i + self.batch], t)])
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
     @torch.no_grad()
     def denoise(self, y: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
         """f(y) (mixture / no target) or f(y, phi*) for y (B, C, H, W)."""
         if target is not None and self.kind == "mixture":
             raise EngineError("the mixture model has no projection: it cannot be conditioned")
-        return self.model(y.to(self.device), None if target is None else target.to(self.device))[0]
+        return self.network(y.to(self.device), None if target is None else target.to(self.device))[0]
 
     @torch.no_grad()
     def phi(self, y: torch.Tensor, batch: int = 512) -> torch.Tensor:
@@ -214,6 +238,17 @@ class Checkpoint:
         return {"path": self.path, "kind": self.kind, "classes": self.classes, "step": self.step,
                 "train_config": asdict(self.train_config), "phi_dim": self.model.phi_dim,
                 "parameters": sum(p.numel() for p in self.model.parameters()), "info": self.info}
+
+
+def device_batch(device: torch.device, config: ModelConfig) -> int:
+    """Images per network call when sampling: on CPU 1024 (the most `sample` draws: one call,
+    as always); on CUDA what a quarter of the free memory holds, from the activations one image
+    needs (about eight float32 maps of every block's width and size, doubled for the skips)."""
+    if device.type != "cuda":
+        return 1024
+    free, _ = torch.cuda.mem_get_info(device)
+    per_image = 16 * 4 * sum(w * (config.size // 2 ** k) ** 2 for k, w in enumerate(config.widths))
+    return int(max(16, min(65536, free // 4 // per_image)))
 
 
 def load_checkpoint(path: str | Path | None = None, device: str = "auto", kind: str | None = None,

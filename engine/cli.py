@@ -188,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npy (float32 (N, C, H, W) in [0, 1])")
     s.add_argument("--trajectory", default=None, help="FILE.npz: every step's y, f(y), sigma, phi")
     s.add_argument("--device", default="auto")
+    s.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: bfloat16 autocast for the network (CUDA only; default fp32)")
 
     d = sub.add_parser("dataset", help="export a dataset split as .npz",
                        description="Write arrays images (N, C, H, W) float32 in [0, 1], labels (N,), classes.")
@@ -221,6 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--checkpoint", default=None)
     b.add_argument("--repeats", type=_positive(int), default=3, help="timed runs, the median kept (default 3)")
     b.add_argument("--device", default="auto")
+    b.add_argument("--train", action="store_true",
+                   help="instead: training images per second, and the fraction of the machine's float32 matmul "
+                        "rate a step reaches (under torchrun: all processes together)")
+    b.add_argument("--steps", type=_positive(int), default=20, help="--train: timed steps (default 20)")
+    b.add_argument("--batch", type=_positive(int), default=32, help="--train: global batch (default 32)")
+    b.add_argument("--widths", type=_ints, default=ModelConfig.widths,
+                   help=f"--train: channels per scale (default {','.join(map(str, ModelConfig.widths))})")
+    b.add_argument("--size", type=_positive(int), default=32, help="--train: image side (default 32)")
+    b.add_argument("--channels", type=int, default=1, choices=[1, 3], help="--train: 1 grey, 3 colour (default 1)")
+    b.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="--train: bf16 on CUDA")
 
     if importlib.util.find_spec("engine.report") is not None:
         from .report import register
@@ -286,6 +298,7 @@ def cmd_sample(a) -> int:
         raise EngineError("--sigma-star goes with --switch A B")
     settings = _settings(a)
     ckpt = load_checkpoint(a.checkpoint, a.device)
+    ckpt.use_precision(a.precision)
     if a.class_name is not None:
         ckpt.class_index(a.class_name)
         target = ClassTarget(a.class_name)
@@ -355,6 +368,15 @@ def cmd_benchmark(a) -> int:
     import platform
     import time
     import torch
+    if a.train:
+        from .throughput import train_benchmark
+        cfg = TrainConfig(dataset="ovals", steps=a.steps, batch=a.batch, n_per_class=64, checkpoint_every=10 ** 9,
+                          device=a.device, precision=a.precision,
+                          model=ModelConfig(channels=a.channels, size=a.size, widths=a.widths))
+        result = train_benchmark(cfg)
+        if result is not None:                  # rank 0 under torchrun
+            print(json.dumps(result, indent=2))
+        return 0
     from .checkpoint import load_checkpoint
     from .evaluate import seconds_per_batch
     ckpt = load_checkpoint(a.checkpoint, a.device, kind="feature_guided")

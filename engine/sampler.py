@@ -281,6 +281,12 @@ def _noise(gens: list[torch.Generator], shape) -> torch.Tensor:
     return torch.stack([torch.randn(shape, generator=g) for g in gens])
 
 
+def _network(ckpt):
+    """A Checkpoint's network: device-sized calls at its precision (Checkpoint.network); the model
+    itself for stand-ins that provide only `model` (scripts/wiener_reference.py)."""
+    return getattr(ckpt, "network", ckpt.model)
+
+
 @torch.no_grad()
 def sample(ckpt, target: Target | None = None, n: int = 16, seed: int = 0,
            settings: SamplerSettings | None = None, start: torch.Tensor | None = None,
@@ -316,7 +322,7 @@ def sample(ckpt, target: Target | None = None, n: int = 16, seed: int = 0,
         idx = torch.nonzero(active).flatten()
         ya = y[idx]
         goal = guided(ckpt, target.phi(ckpt, sigma[idx]), sigma[idx], s.guidance)
-        f, phi_a = ckpt.model(ya, goal)
+        f, phi_a = _network(ckpt)(ya, goal)
         nfe += 1
         h = s.h0 * t / (1 + s.h0 * (t - 1))
         scale = torch.where(sigma[idx] > s.eps_scale_sigma, s.eps_scale, 1.0).to(ya)
@@ -331,7 +337,7 @@ def sample(ckpt, target: Target | None = None, n: int = 16, seed: int = 0,
         t += 1
 
     # the returned sample: f(y_T, phi*) at each image's final noise level
-    final, phi_T = ckpt.model(y, guided(ckpt, target.phi(ckpt, sigma), sigma, s.guidance))
+    final, phi_T = _network(ckpt)(y, guided(ckpt, target.phi(ckpt, sigma), sigma, s.guidance))
     nfe += 1
     yield Step(t, y.clone(), final.clamp(0, 1), sigma.clone(), phi_T, active.clone(), nfe, final=True)
 
