@@ -84,7 +84,18 @@ def read_file(path: str | Path) -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise EngineError(f"{path}: not a checkpoint of this tool (expected format {FORMAT})")
     state["path"] = str(path)
+    _rename_dataset(state)
     return state
+
+
+def _rename_dataset(state: dict) -> None:
+    """Models trained on the built-in classes before they were re-chosen name `textures` with the
+    old class list: that list is now the `textures-v1` dataset, so evaluation and the app cut
+    their real crops from the classes they were trained on."""
+    from .data import TEXTURES_V1
+    cfg = state.get("train_config", {})
+    if cfg.get("dataset") == "textures" and list(state.get("classes", [])) == list(TEXTURES_V1):
+        cfg["dataset"] = "textures-v1"
 
 
 class Checkpoint:

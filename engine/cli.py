@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "run's steps, schedule and loss (a new run; not with --resume); add --widths to "
                         "grow the network wider first")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--recipe", default=None, metavar="FILE.toml",
+                   help="train by a recipe (recipes/*.toml: every setting, stages included); flags given "
+                        "here override it")
     t.add_argument("--precision", default=TrainConfig.precision, choices=["fp32", "bf16"],
                    help="bf16: bfloat16 autocast for the network (CUDA only; default fp32)")
     t.add_argument("--compile", action="store_true", help="torch.compile the network")
@@ -240,8 +243,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# train flags that name a config field under another name
+_FLAG_FIELDS = {"matched": "matched_blocks"}
+_NOT_SETTINGS = {"command", "out", "resume", "init", "quiet", "recipe"}
+
+
+def given_train_flags(argv: list[str]) -> dict:
+    """The train settings given on the command line (not argparse's defaults), as config fields:
+    what overrides a recipe. The model's fields go in a "model" table."""
+    from dataclasses import fields
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    for action in train_parser._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    given, _ = train_parser.parse_known_args(argv[argv.index("train") + 1:])
+    model_keys = {f.name for f in fields(ModelConfig)}
+    out: dict = {}
+    for flag, value in vars(given).items():
+        if flag in _NOT_SETTINGS:
+            continue
+        key = _FLAG_FIELDS.get(flag, flag)
+        if key in model_keys:
+            out.setdefault("model", {})[key] = value
+        else:
+            out[key] = value
+    return out
+
+
 def cmd_train(a) -> int:
     from .train import train
+    if a.recipe:
+        from .recipe import load_recipe, train_recipe
+        if a.init:
+            raise EngineError("--init goes without --recipe: a recipe's stages say where each starts")
+        train_recipe(load_recipe(a.recipe), a.out, overrides=given_train_flags(a.argv), resume=a.resume,
+                     progress=not a.quiet)
+        return 0
     # steps=None on --resume keeps the run's own count (train reads it from the checkpoint)
     steps = a.steps if a.steps is not None or a.resume else TrainConfig.steps
     cfg = TrainConfig(dataset=a.dataset, kind=a.kind, steps=steps, batch=a.batch, lr=a.lr, pool=a.pool,
@@ -402,7 +439,9 @@ EXTRA: dict = {}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         with warnings.catch_warnings():           # restores the caller's warning settings
             warnings.simplefilter("default")

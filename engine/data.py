@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import EngineError
@@ -43,6 +44,12 @@ class Dataset:
 
     def of_class(self, c: int) -> np.ndarray:
         return self.images[self.labels == c]
+
+    @property
+    def symmetries(self) -> list[str]:
+        """Per class, the image symmetries its texture has (SYMMETRIES): what training may
+        apply as augmentation without changing the class. Datasets that say nothing: none."""
+        return self.info.get("symmetries", ["none"] * len(self.classes))
 
     def save_npz(self, path: str | Path) -> None:
         np.savez_compressed(path, images=self.images.astype(np.float32),
@@ -145,6 +152,31 @@ def downsample(img: np.ndarray, factor: int) -> np.ndarray:
     return img[:, :h, :w].reshape(c, h // factor, factor, w // factor, factor).mean(axis=(2, 4))
 
 
+# ----------------------------------------------------------------------------- augmentation
+
+# A texture class's symmetries: "none" (handwriting and print read one way), "flips" (mirror
+# images left-right and up-down are the same texture: brick, whose joints have an orientation),
+# "dihedral" (flips and quarter turns: isotropic textures such as gravel or stars).
+SYMMETRIES = ("none", "flips", "dihedral")
+
+
+def augment(x: torch.Tensor, labels: torch.Tensor, symmetries: list[str], gen: torch.Generator) -> torch.Tensor:
+    """Apply to each image of (N, C, H, W) a random symmetry of its class's texture (SYMMETRIES).
+
+    Every draw is taken for every image whatever its class, so the generator advances the same
+    way for any class mix (a run resumes on the same stream)."""
+    n = len(x)
+    flip_h, flip_v, turn = (torch.rand(3, n, generator=gen) < 0.5).to(x.device)
+    kind = torch.tensor([SYMMETRIES.index(s) for s in symmetries], device=x.device)[labels.to(x.device)]
+    flip_h, flip_v, turn = flip_h & (kind >= 1), flip_v & (kind >= 1), turn & (kind >= 2)
+    at = lambda m: m[:, None, None, None]
+    x = torch.where(at(flip_h), x.flip(3), x)
+    x = torch.where(at(flip_v), x.flip(2), x)
+    if x.shape[2] == x.shape[3]:
+        x = torch.where(at(turn), x.transpose(2, 3), x)   # a transpose after the flips: any quarter turn
+    return x
+
+
 # ----------------------------------------------------------------------------- crops
 
 def tile_split(shape: tuple[int, int], tile: int) -> dict[str, list[tuple[int, int]]]:
@@ -193,12 +225,28 @@ def _sklearn(filename: str) -> Callable[[], np.ndarray]:
     return load
 
 
+def _plenoptic(filename: str) -> Callable[[], np.ndarray]:
+    """An image of plenoptic's data folder, read as a file: importing plenoptic itself would pull in
+    its whole stack (matplotlib, pyrtools) for one photograph."""
+    def load():
+        import importlib.util
+        spec = importlib.util.find_spec("plenoptic")
+        if spec is None or not spec.submodule_search_locations:
+            raise EngineError("the texture image '" + filename + "' ships in the plenoptic package, which is "
+                              "not installed; run `make setup` (or pip install -r requirements.txt)")
+        path = Path(spec.submodule_search_locations[0]) / "data" / filename
+        return np.asarray(Image.open(path).convert("L"))
+    return load
+
+
 @dataclass(frozen=True)
 class TextureSource:
-    """One texture class: a shipped image, the stationary region used, a downsampling factor."""
+    """One texture class: a shipped image, the stationary region used, a downsampling factor,
+    and the symmetries of its texture (SYMMETRIES), which training applies as augmentation."""
     load: Callable[[], np.ndarray]
     region: tuple[int, int, int, int] | None = None   # rows r0:r1, cols c0:c1 in the source
     factor: int = 1
+    symmetry: str = "none"
 
     def image(self, channels: int) -> np.ndarray:
         a = self.load()
@@ -215,9 +263,24 @@ class TextureSource:
         return downsample(np.ascontiguousarray(a.transpose(2, 0, 1)), self.factor)
 
 
-# Chosen by eye and checked with a classifier (see README): visually distinct,
-# roughly stationary, not flat at a 32-pixel crop; coarse ones downsampled.
+# The built-in texture classes, chosen for the method (docs/model.md, "The texture classes"):
+# each stationary at a 32-pixel crop - every crop holds many texture elements, coarse sources
+# downsampled until it does - and told apart by texture, not brightness (an ordinary classifier
+# reads contrast-normalised held-out crops at 0.99 or better per class: scripts/stationarity.py).
 TEXTURES: dict[str, TextureSource] = {
+    "brick": TextureSource(_skimage("brick"), factor=2, symmetry="flips"),
+    "grass": TextureSource(_skimage("grass"), factor=2, symmetry="dihedral"),
+    "gravel": TextureSource(_skimage("gravel"), factor=3, symmetry="dihedral"),
+    "stars": TextureSource(_skimage("hubble_deep_field"), factor=1, symmetry="dihedral"),
+    "print": TextureSource(_skimage("page"), region=(55, 155, 0, 384)),
+    "handwriting": TextureSource(_skimage("text")),
+    "reptile": TextureSource(_plenoptic("reptile_skin.pgm"), symmetry="flips"),
+    "coins": TextureSource(_skimage("coins"), factor=2, symmetry="dihedral"),
+}
+
+# The classes of the models shipped before (kept so that their figures can be re-measured):
+# chosen by eye, not all stationary at the crop size (petals, coins, tissue), no augmentation.
+TEXTURES_V1: dict[str, TextureSource] = {
     "brick": TextureSource(_skimage("brick"), factor=2),
     "grass": TextureSource(_skimage("grass"), factor=2),
     "gravel": TextureSource(_skimage("gravel"), factor=2),
@@ -231,12 +294,23 @@ TEXTURES: dict[str, TextureSource] = {
 }
 
 
+def _texture_dataset(table: dict[str, TextureSource], name: str, split: str, size: int, channels: int,
+                     n_per_class: int | None, seed: int, names: list[str] | None) -> Dataset:
+    names = names or list(table)
+    n = n_per_class or (2000 if split == "train" else 250)
+    ds = _crops_dataset({k: table[k].image(channels) for k in names}, name, split, size, n, seed)
+    ds.info["symmetries"] = [table[k].symmetry for k in names]
+    return ds
+
+
 def textures(split: str, size: int = 32, channels: int = 1, n_per_class: int | None = None,
              seed: int = 0, names: list[str] | None = None) -> Dataset:
-    names = names or list(TEXTURES)
-    n = n_per_class or (2000 if split == "train" else 250)
-    return _crops_dataset({k: TEXTURES[k].image(channels) for k in names}, "textures",
-                          split, size, n, seed)
+    return _texture_dataset(TEXTURES, "textures", split, size, channels, n_per_class, seed, names)
+
+
+def textures_v1(split: str, size: int = 32, channels: int = 1, n_per_class: int | None = None,
+                seed: int = 0, names: list[str] | None = None) -> Dataset:
+    return _texture_dataset(TEXTURES_V1, "textures-v1", split, size, channels, n_per_class, seed, names)
 
 
 def _crops_dataset(sources: dict[str, np.ndarray], name: str, split: str, size: int,
@@ -372,12 +446,13 @@ def folder(path: str | Path, split: str, size: int = 32, channels: int = 1,
 
 # ----------------------------------------------------------------------------- entry
 
-BUILTIN = {"textures": textures, "ovals": ovals}
+BUILTIN = {"textures": textures, "textures-v1": textures_v1, "ovals": ovals}
 
 
 def load_dataset(name: str, split: str = "train", size: int = 32, channels: int = 1,
                  n_per_class: int | None = None, seed: int = 0) -> Dataset:
-    """`textures`, `ovals`, or a folder path (see `folder`)."""
+    """`textures`, `textures-v1` (the classes of the models shipped before), `ovals`, or a folder
+    path (see `folder`)."""
     if size < 8:
         raise EngineError(f"image size {size} is too small; use 8 or more")
     if channels not in (1, 3):
@@ -392,4 +467,4 @@ def load_dataset(name: str, split: str = "train", size: int = 32, channels: int 
         return BUILTIN[name](split, size=size, channels=channels, n_per_class=n_per_class, seed=seed)
     if Path(name).exists():
         return folder(name, split, size, channels, n_per_class, seed)
-    raise EngineError(f"unknown dataset '{name}'; use 'textures', 'ovals' or a folder path")
+    raise EngineError(f"unknown dataset '{name}'; use 'textures', 'textures-v1', 'ovals' or a folder path")

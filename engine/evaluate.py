@@ -29,7 +29,10 @@
   lambda_i of its training crops' covariance. The sampler stops when the estimate falls below
   sigma_L, so a network that sees less of the noise than the linear filter stops its walks with
   that much noise left (README, "Sampler defaults");
-- network evaluations per sample and seconds per batch of 16.
+- network evaluations per sample and seconds per batch of 16;
+- real_held_out: class accuracy, diversity, kernel distance and memorisation of as many real
+  held-out crops per class as there are samples, measured exactly as the samples are - what real
+  images score on each figure, printed beside the samples' figures (the model card's table).
 """
 from __future__ import annotations
 
@@ -170,7 +173,8 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
               "classifier_test_accuracy": float((clf.predict(test.images) == test.labels).mean())}
 
     acc, readings, div, contrast, kid, kid_real, nfe = {}, {}, {}, {}, {}, {}, []
-    samples_all, real_all = [], []
+    samples_all, real_all, held_all = [], [], []
+    held = {"class_accuracy": {}, "diversity_per_class": {}, "kid_per_class": {}}
     for c, name in enumerate(tqdm(ckpt.classes, desc="sampling", disable=not progress, file=sys.stderr)):
         last = None
         for last in ckpt.sample(ClassTarget(name), n=per_class, seed=seed + c, settings=settings):
@@ -183,13 +187,24 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
         # most common first, ties in class order
         readings[name] = dict(sorted(counts.items(), key=lambda kv: (-kv[1], ckpt.classes.index(kv[0]))))
         members = test.of_class(c)
-        real = members[:per_class]
+        # The class's test crops in three parts: `real`, the reference of the diversity and
+        # memorisation ratios; `other`, as many other held-out crops, measured exactly as the
+        # samples are (what real images score on every figure: the samples' target); the rest,
+        # the reference set of the kernel distance (disjoint from both).
+        real, other, rest = members[:per_class], members[per_class:2 * per_class], members[2 * per_class:]
+        if len(other) < 2 or len(rest) < 2:
+            rest, other = members, members[per_class:]   # few test crops: overlapping sets (KID biased low)
         real_all.append(real)
+        held_all.append(other)
         div[name] = mean_pairwise_distance(x) / mean_pairwise_distance(real)
         contrast[name] = float(x.std(axis=(1, 2, 3)).mean() / real.std(axis=(1, 2, 3)).mean())
-        reference = clf.features(members)
+        reference = clf.features(rest)
         kid[name] = kernel_distance(clf.features(x), reference)
         kid_real[name] = kernel_distance(clf.features(train.of_class(c)[:per_class]), reference)
+        if len(other) >= 2:
+            held["class_accuracy"][name] = clf.readings(other)[name] / len(other)
+            held["diversity_per_class"][name] = mean_pairwise_distance(other) / mean_pairwise_distance(real)
+            held["kid_per_class"][name] = kernel_distance(clf.features(other), reference)
     samples = np.concatenate(samples_all)
     report["class_accuracy"] = acc
     report["mean_class_accuracy"] = float(np.mean(list(acc.values())))
@@ -213,6 +228,15 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
     report["memorisation_per_class"] = {
         name: float(np.median(ds) / np.median(dt))
         for name, ds, dt in zip(ckpt.classes, np.split(d_samples, len(ckpt.classes)), np.split(d_test, ends))}
+    if held["class_accuracy"]:
+        d_held = nearest_distance(np.concatenate(held_all), train.images)
+        held_ends = np.cumsum([len(h) for h in held_all])[:-1]
+        held["memorisation_per_class"] = {
+            name: float(np.median(dh) / np.median(dt))
+            for name, dh, dt in zip(ckpt.classes, np.split(d_held, held_ends), np.split(d_test, ends))}
+        for key in ("class_accuracy", "diversity_per_class", "kid_per_class", "memorisation_per_class"):
+            held["mean_" + key.replace("_per_class", "")] = float(np.mean(list(held[key].values())))
+        report["real_held_out"] = held
 
     idx = np.concatenate([np.nonzero(test.labels == c)[0][:psnr_per_class] for c in range(len(ckpt.classes))])
     p = denoising_psnr(ckpt, mixture, test.images[idx], test.labels[idx], seed=seed)
@@ -309,6 +333,20 @@ def model_card(ckpt, mixture, report: dict) -> str:
                         f"samples {report['kid']:.3f}, as many real training crops {report['kid_real']:.3f} "
                         "(a diagnostic)",
                         "  - " + ", ".join(f"{k} {v:.3f}" for k, v in report["kid_per_class"].items())]
+    if "real_held_out" in report:
+        h = report["real_held_out"]
+        lines += ["", f"Per class, samples against as many real held-out crops measured alike (real):", "",
+                  "| class | accuracy | real | kernel distance | real | diversity | real | memorisation | real |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {k} | {report['class_accuracy'][k]:.2f} | {h['class_accuracy'][k]:.2f} | "
+                  f"{report['kid_per_class'][k]:.3f} | {h['kid_per_class'][k]:.3f} | "
+                  f"{report['diversity_per_class'][k]:.2f} | {h['diversity_per_class'][k]:.2f} | "
+                  f"{report['memorisation_per_class'][k]:.2f} | {h['memorisation_per_class'][k]:.2f} |"
+                  for k in report["class_accuracy"]]
+        lines += [f"| **mean** | {report['mean_class_accuracy']:.2f} | {h['mean_class_accuracy']:.2f} | "
+                  f"{report['kid']:.3f} | {h['mean_kid']:.3f} | {report['diversity_ratio']:.2f} | "
+                  f"{h['mean_diversity']:.2f} | {report['memorisation_ratio']:.2f} (median of all) | "
+                  f"{h['mean_memorisation']:.2f} |", ""]
     if "timing" in report:
         t = report["timing"]
         lines.append(f"- seconds per batch of 16: {t['seconds_per_batch']:.2f} ({t['threads']} threads, {t['device']})")

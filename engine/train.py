@@ -59,7 +59,7 @@ from . import distributed, stream as streaming
 from .centroids import compute_centroids
 from .checkpoint import MODEL_FILE, STATE_FILE, load_weights, model_state, pick_device, read_file, save_atomic
 from .config import TrainConfig
-from .data import load_dataset
+from .data import augment, load_dataset
 from .errors import EngineError
 from .grow import widen
 from .network import BiasFreeNorm, UNet
@@ -218,6 +218,7 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
         mean = images.mean(dim=(0, 2, 3)).cpu()
     labels = torch.from_numpy(data.labels)
     by_class = [torch.nonzero(labels == c).flatten() for c in range(len(data.classes))]
+    symmetries = data.symmetries
 
     torch.manual_seed(cfg.seed)
     model = UNet(cfg.model).to(device)
@@ -331,6 +332,7 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
             idx, sigma = draw(gen)
             x = images[idx.to(device)]
         sigma = sigma.to(device)[:, None, None, None]
+        x = augment(x, labels[idx], symmetries, gen)
         y = x + sigma * torch.randn(x.shape, generator=gen).to(device)
         ref = None
         if guided:
@@ -339,6 +341,7 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
             else:
                 pidx = partners(labels[idx], by_class, gen)
                 xr = images[pidx.to(device)]
+            xr = augment(xr, labels[pidx], symmetries, gen)
             ref = xr + sigma * torch.randn(x.shape, generator=gen).to(device)
         # this process's share of the batch (all of it on one process)
         x, y, sigma = x[part], y[part], sigma[part]

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.data import (TEXTURES, aspect_ratio, crops_from, fit_image, folder, load_dataset, load_image,
-                         oval_images, tile_split)
+import torch
+
+from engine.data import (SYMMETRIES, TEXTURES, TEXTURES_V1, aspect_ratio, augment, crops_from, fit_image, folder,
+                         load_dataset, load_image, oval_images, tile_split)
 from engine.errors import EngineError
 
 
@@ -31,9 +33,34 @@ def test_textures_are_deterministic_and_well_formed():
     b = load_dataset("textures", "train", 32, 1, n_per_class=5, seed=3)
     assert np.array_equal(a.images, b.images)
     assert a.images.shape == (5 * len(TEXTURES), 1, 32, 32) and a.images.dtype == np.float32
-    assert len(a.classes) >= 10 and 0 <= a.images.min() and a.images.max() <= 1
+    assert len(a.classes) >= 8 and 0 <= a.images.min() and a.images.max() <= 1
     c = load_dataset("textures", "train", 32, 1, n_per_class=5, seed=4)
     assert not np.array_equal(a.images, c.images)
+    assert len(a.symmetries) == len(a.classes) and set(a.symmetries) <= set(SYMMETRIES)
+
+
+def test_previous_classes_stay_reachable_with_their_crops():
+    v1 = load_dataset("textures-v1", "test", 32, 1, n_per_class=4)
+    assert v1.classes == list(TEXTURES_V1) and "petals" in v1.classes
+    # the same crops as before the classes were re-chosen: brick's stream depends on its name alone
+    assert np.array_equal(v1.of_class(0), load_dataset("textures", "test", 32, 1, n_per_class=4).of_class(0))
+
+
+def test_every_texture_class_has_room_for_disjoint_train_and_test_tiles():
+    for name, source in TEXTURES.items():
+        tiles = tile_split(source.image(1).shape[1:], 48)
+        assert len(tiles["train"]) >= 6 and len(tiles["test"]) >= 3, name      # of 48 x 48 pixels each
+
+
+def test_augment_keeps_each_class_within_its_symmetries():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4).repeat(300, 1, 1, 1)
+    labels = torch.arange(300) % 3
+    out = augment(x, labels, ["none", "flips", "dihedral"], torch.Generator().manual_seed(0))
+    seen = [{tuple(o.flatten().tolist()) for o in out[labels == c]} for c in range(3)]
+    assert len(seen[0]) == 1 and torch.equal(out[labels == 0][0], x[0])      # never changed
+    assert len(seen[1]) == 4                                                  # the four flips
+    assert len(seen[2]) == 8                                                  # the dihedral group
+    assert torch.equal(out.flatten(1).sort(1).values, x.flatten(1).sort(1).values)     # pixels moved, not changed
 
 
 def test_ovals_aspect_ratio_is_the_class():

@@ -1,0 +1,113 @@
+"""Recipes (engine/recipe.py): one TOML file per model, every setting of its training."""
+from pathlib import Path
+
+import pytest
+
+from engine.checkpoint import read_file
+from engine.cli import given_train_flags, main
+from engine.errors import EngineError
+from engine.recipe import load_recipe
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+TINY = """
+dataset = "ovals"
+kind = "feature_guided"
+batch = 8
+pool = 4
+n_per_class = 16
+checkpoint_every = 2
+device = "cpu"
+seed = 1
+
+[model]
+size = 16
+widths = [8, 16]
+
+[[stages]]
+name = "base"
+steps = 4
+lr = 2e-3
+
+[[stages]]
+name = "detail"
+steps = 3
+lr = 5e-4
+sigma_data = 0.05
+
+[cuda]
+batch = 16
+precision = "bf16"
+
+[cuda.model]
+widths = [16, 32]
+"""
+
+
+def test_every_shipped_recipe_loads_and_each_model_has_one():
+    for name in ("feature_guided", "mixture"):
+        r = load_recipe(RECIPES / f"{name}.toml")
+        assert r.config(stage=r.stages[-1]).kind == name
+    assert load_recipe(RECIPES / "feature_guided.toml").config().model.widths == \
+        load_recipe(RECIPES / "mixture.toml").config().model.widths          # a fair baseline
+
+
+def test_settings_merge_recipe_then_cuda_then_stage_then_command_line(tmp_path):
+    (tmp_path / "r.toml").write_text(TINY)
+    r = load_recipe(tmp_path / "r.toml")
+    base, detail = r.stages
+    assert r.config(stage=base).lr == 2e-3 and r.config(stage=detail).sigma_data == 0.05
+    assert r.config(stage=base).model.widths == (8, 16) and r.config(stage=base).batch == 8
+    on_gpu = r.config(stage=base, cuda=True)
+    assert on_gpu.model.widths == (16, 32) and on_gpu.batch == 16 and on_gpu.precision == "bf16"
+    assert on_gpu.model.size == 16                        # the [cuda.model] table overrides, not replaces
+    given = given_train_flags(["train", "--recipe", "r.toml", "--out", "o", "--lr", "1e-3", "--widths", "4,8"])
+    assert given == {"lr": 1e-3, "model": {"widths": (4, 8)}}
+    mine = r.config(given, stage=detail)
+    assert mine.lr == 1e-3 and mine.model.widths == (4, 8) and mine.sigma_data == 0.05
+
+
+@pytest.mark.parametrize("text, said", [
+    ("lr = 1e-3\nlearning_rate = 2", "unknown setting 'learning_rate'"),
+    ("[model]\ndepth = 3", "unknown model setting(s) depth"),
+    ("lr = -1", "lr must be a positive number"),
+    ("[[stages]]\nsteps = 3", "distinct name"),
+    ("lr = [", "not valid TOML"),
+])
+def test_a_broken_recipe_is_refused_before_training(tmp_path, text, said):
+    (tmp_path / "r.toml").write_text(text)
+    with pytest.raises(EngineError, match=said.replace("(", r"\(").replace(")", r"\)")):
+        load_recipe(tmp_path / "r.toml")
+
+
+def test_a_staged_recipe_trains_resumes_and_records_itself(tmp_path, capsys):
+    (tmp_path / "r.toml").write_text(TINY)
+    out = tmp_path / "run"
+    args = ["train", "--recipe", str(tmp_path / "r.toml"), "--out", str(out), "--quiet"]
+    assert main(args + ["--steps", "3"]) == 0          # the command line overrides every stage's steps
+    final = read_file(out / "model.pt")
+    assert final["step"] == 3 and final["train_config"]["sigma_data"] == 0.05     # the last stage
+    rec = final["info"]["recipe"]
+    assert rec["stage"] == "detail" and rec["overrides"] == {"steps": 3} and rec["text"] == TINY
+    assert final["info"]["init"]["path"].endswith(str(Path("stages", "base", "model.pt")))
+    # a second start without --resume is refused; --resume with finished stages has nothing left to do
+    assert main(args + ["--steps", "3"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(args + ["--steps", "3", "--resume"]) == 0
+    assert read_file(out / "model.pt")["step"] == 3
+
+
+def test_an_interrupted_stage_resumes_from_its_checkpoint(tmp_path):
+    (tmp_path / "r.toml").write_text(TINY)
+    out = tmp_path / "run"
+    args = ["train", "--recipe", str(tmp_path / "r.toml"), "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    whole = read_file(out / "model.pt")
+    # as if killed at the end of the second stage, before its model.pt was written
+    (out / "stages" / "detail" / "model.pt").unlink()
+    (out / "model.pt").unlink()
+    state = read_file(out / "stages" / "detail" / "train_state.pt")
+    assert state["step"] == 3
+    assert main(args + ["--resume"]) == 0
+    again = read_file(out / "model.pt")
+    assert again["step"] == whole["step"] and again["info"]["recipe"]["stage"] == "detail"
