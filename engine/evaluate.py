@@ -40,6 +40,8 @@ import json
 import math
 import sys
 import time
+import tomllib
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -296,9 +298,28 @@ def model_card(ckpt, mixture, report: dict) -> str:
                 + "\n"
                 f"- dataset `{c.train_config.dataset}`: {info.get('train_images', '?')} training crops, "
                 f"classes {', '.join(c.classes)}\n"
-                + (f"- in all, with the {len(c.lineage)} runs it was fine-tuned from (below): {c.total_steps} steps, "
-                   f"{c.total_wall_seconds / 60:.0f} min\n" if c.lineage else "")
-                + lineage(c))
+                + (recipe_facts(c) if c.info.get("recipe") else
+                   (f"- in all, with the {len(c.lineage)} runs it was fine-tuned from (below): {c.total_steps} steps, "
+                    f"{c.total_wall_seconds / 60:.0f} min\n" if c.lineage else "") + lineage(c)))
+
+    def recipe_facts(c) -> str:
+        """How a model trained by a recipe was made: the one command, and each stage's run."""
+        r = c.info["recipe"]
+        name = Path(r["path"]).stem
+        flat = {**{k: v for k, v in r["overrides"].items() if k != "model"}, **r["overrides"].get("model", {})}
+        given = "".join(f" --{'matched' if k == 'matched_blocks' else k.replace('_', '-')} "
+                        f"{','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in flat.items())
+        out = (f"- recipe `recipes/{name}.toml`{' (its [cuda] section)' if r.get('cuda') else ''}: "
+               f"`python -m engine train --recipe recipes/{name}.toml --out runs/{name}{given}`; "
+               f"{c.total_steps} steps in all, {c.total_wall_seconds / 60:.0f} min\n")
+        runs = [*reversed(c.lineage), {"step": c.step, "wall_seconds": c.info.get("wall_seconds"),
+                                        "train_config": asdict(c.train_config)}]
+        names = [s["name"] for s in tomllib.loads(r["text"]).get("stages", [])] or [None]
+        for stage, run in zip(names, runs):
+            t = run["train_config"]
+            out += (f"  - {'stage ' + repr(stage) if stage else 'one stage'}: {run['step']} steps, lr {t['lr']:g}, "
+                    f"{loss_name(t['sigma_data'])}, {(run.get('wall_seconds') or 0) / 60:.0f} min\n")
+        return out
 
     def lineage(c) -> str:
         """The runs this one was fine-tuned from (`train --init`), newest first; a run that
