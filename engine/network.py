@@ -37,13 +37,14 @@ class BiasFreeNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            var = _global_var(x) if self.sync else x.var(dim=(0, 2, 3), unbiased=False)
+            # statistics in float32 also under bf16 autocast (running_sd is float32, as in BatchNorm)
+            var = _global_var(x) if self.sync else x.float().var(dim=(0, 2, 3), unbiased=False)
             sd = torch.sqrt(var + 1e-5)
             with torch.no_grad():
                 self.running_sd.lerp_(sd.detach(), self.momentum)
         else:
             sd = self.running_sd
-        return x * (self.gain / sd)[None, :, None, None]
+        return x * (self.gain / sd).to(x.dtype)[None, :, None, None]
 
 
 def _global_var(x: torch.Tensor) -> torch.Tensor:
@@ -56,7 +57,7 @@ def _global_var(x: torch.Tensor) -> torch.Tensor:
                        xf.new_tensor([x.shape[0] * x.shape[2] * x.shape[3]])])
     stats = all_reduce(stats, "sum", dist.group.WORLD)
     mean = stats[:c] / stats[-1]
-    return (stats[c:2 * c] / stats[-1] - mean * mean).clamp_min(0).to(x.dtype)
+    return (stats[c:2 * c] / stats[-1] - mean * mean).clamp_min(0)
 
 
 class Block(nn.Module):

@@ -265,9 +265,12 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
         else contextlib.nullcontext
 
     def info() -> dict:
-        return {"wall_seconds": elapsed, "history": history, "machine": machine(),
-                "dataset_classes": data.classes, "train_images": len(data), "torch": torch.__version__,
-                "init": lineage}
+        out = {"wall_seconds": elapsed, "history": history, "machine": machine(),
+               "dataset_classes": data.classes, "train_images": len(data), "torch": torch.__version__,
+               "init": lineage}
+        if world.active:
+            out["processes"] = world.size         # torchrun: machine() is rank 0's share
+        return out
 
     def checkpoint():
         """Rank 0 writes train_state.pt; every process learns whether that worked."""
@@ -405,9 +408,15 @@ def recompute_centroids(path: str | Path, per_class: int = 256, seed: int = 0, d
     cfg = TrainConfig(**state["train_config"])
     model = UNet(cfg.model).to(pick_device(device))
     load_weights(model, state["model"], path)
-    data = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, cfg.n_per_class, cfg.seed)
+    if cfg.stream:                        # read per class, as training did (engine/stream.py)
+        data = streaming.FolderStream(cfg.dataset, "train", cfg.model.size, cfg.model.channels,
+                                      cfg.n_per_class, cfg.seed)
+        images = streaming.Sample(data, per_class)
+    else:
+        data = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, cfg.n_per_class, cfg.seed)
+        images = data.images
     bar = tqdm(total=len(data.classes), desc="centroids", file=sys.stderr)
-    table = compute_centroids(model, data.images, data.labels, data.classes, per_class=per_class, seed=seed,
+    table = compute_centroids(model, images, data.labels, data.classes, per_class=per_class, seed=seed,
                               progress=lambda i, n: bar.update(1))
     bar.close()
     state["centroids"] = table.state()
