@@ -10,10 +10,11 @@ Backend: gloo for CPU tensors, NCCL for CUDA ones. Where CUDA is present both ar
 gradients go over NCCL.
 
 Errors: an EngineError on one process alone (an unreadable folder on one machine, a full
-disk under rank 0) would leave the others waiting for it in a collective until torchrun
-kills them, each with its own traceback. So the phases that can fail end in `agree`: every
-process learns of the first failure, local rank 0 of each machine prints it in one line,
-and all of them raise `Quiet` (the command line exits 2 without a second line).
+disk under rank 0) would leave the others waiting for it in a collective - until torchrun
+stops them on that machine, for up to TIMEOUT on the others - and the line saying why would
+come from one process among many, or from several at once. So the phases that can fail end in
+`agree`: every process learns of the first failure, local rank 0 of each machine prints it in
+one line, and all of them raise `Quiet` (the command line exits 2 without a second line).
 """
 from __future__ import annotations
 

@@ -212,3 +212,35 @@ def test_paper_recipe_is_a_valid_13m_colour_80px_network():
     assert 12e6 < sum(p.numel() for p in UNet(cfg.model).parameters()) < 14e6
     assert (on_cuda.precision, on_cuda.compile) == ("bf16", True) and cfg.precision == "fp32"
     assert cfg.batch % (cfg.pool * 8) == 0                 # splits over 8 GPUs in whole pools
+
+
+def test_each_process_reads_its_share_of_every_streamed_batch():
+    from engine.stream import StepSampler
+    draw = lambda s: (torch.arange(8) + 100 * s, torch.arange(8) + 1000 * s)   # images, partners
+    alone = list(StepSampler(draw, 2, 5, 0, 1))
+    shares = [list(StepSampler(draw, 2, 5, r, 2)) for r in range(2)]
+    assert len(alone) == 3 and all(len(s) == 3 for s in shares)
+    for step, whole in enumerate(alone):
+        halves = [shares[r][step] for r in range(2)]
+        assert halves[0] == whole[0:4] + whole[8:12] and halves[1] == whole[4:8] + whole[12:16]
+
+
+def test_texture_photos_are_cropped_on_the_fly_from_a_cache(tmp_path, monkeypatch):
+    import engine.stream as stream
+    from engine.data import tile_split
+    monkeypatch.setattr(stream, "CACHE", tmp_path / "cache")
+    rng = np.random.default_rng(0)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in range(2):
+        Image.fromarray(rng.integers(0, 256, (100, 120, 3), dtype=np.uint8)).save(photos / f"photo{k}.png")
+    s = stream.FolderStream(photos, "train", size=16, channels=3, n_per_class=10, seed=1)
+    assert s.classes == ["photo0", "photo1"] and len(s) == 20 and len(list((tmp_path / "cache").iterdir())) == 2
+    x = s[13]
+    assert x.shape == (3, 16, 16) and x.dtype == np.uint8
+    assert np.array_equal(x, stream.FolderStream(photos, "train", 16, 3, 10, seed=1)[13])   # deterministic
+    photo = np.asarray(Image.open(photos / "photo1.png")).transpose(2, 0, 1)
+    tiles = tile_split(photo.shape[1:], 24)["train"]
+    # the crop lies inside one training tile of its photograph
+    assert any(np.array_equal(x, photo[:, t + dy:t + dy + 16, l + dx:l + dx + 16])
+               for t, l in tiles for dy in range(9) for dx in range(9))
