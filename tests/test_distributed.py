@@ -58,6 +58,24 @@ def test_two_processes_stay_in_step_and_follow_one_process(tmp_path):
     assert ckpt.step == steps and ckpt.centroids is not None
 
 
+def test_two_machines_meet_at_a_rendezvous_endpoint(tmp_path):
+    """--nnodes 2 --node-rank R --rdzv-endpoint HOST:PORT, both "machines" on 127.0.0.1."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    jobs = [subprocess.Popen([str(TORCHRUN), "--nnodes", "2", "--node-rank", str(r), "--nproc_per_node", "1",
+                              "--rdzv-endpoint", f"127.0.0.1:{port}", "-m", "engine", "train", *TINY,
+                              "--steps", "3", "--out", str(tmp_path / "run")],
+                             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for r in range(2)]
+    outs = [j.communicate(timeout=300) for j in jobs]
+    assert [j.returncode for j in jobs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    assert "2 processes" in outs[0][0] and outs[1][0].strip() == ""    # the second machine's rank 1 is silent
+    from engine.checkpoint import load_checkpoint
+    assert load_checkpoint(tmp_path / "run", device="cpu").step == 3
+
+
 def _children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -184,22 +202,25 @@ def test_bf16_is_refused_without_cuda(tmp_path):
         train(cfg, tmp_path / "run", log=lambda *a: None, progress=False)
 
 
-# bfloat16 keeps 8 bits of mantissa (relative rounding 2^-9 = 0.2%); through a network of
-# 2 x (depth + 1) + 1 convolutions the denoised image is measured within 2% of float32 (RMS,
-# relative to the image's RMS) on an H100-class GPU.
-BF16_RTOL = 0.02
+# bfloat16 keeps 8 significant bits (relative rounding 2^-9 = 0.2% per operation). Compared: the
+# network's residual f(y) - y (the predicted noise: what the sampler steps along), RMS error over
+# RMS. The same comparison under CPU autocast, shipped model, batch 16: 0.78% (0.45% of the
+# denoised image) - measured here, where training refuses bf16. CUDA's bf16 kernels accumulate in
+# float32 as well; 3% leaves a margin for them (not measured: no GPU on the machine this was written on).
+BF16_RTOL = 0.03
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 autocast is compared on CUDA only")
 def test_bf16_denoiser_within_tolerance_of_fp32(tiny_fg):
     from engine.checkpoint import Checkpoint, read_file
     ckpt = Checkpoint(read_file(tiny_fg.path), "cuda")
-    y = torch.rand(64, *ckpt.shape, generator=torch.Generator().manual_seed(0))
+    y = torch.rand(64, *ckpt.shape, generator=torch.Generator().manual_seed(0)).cuda()
     target = ckpt.centroid(0, torch.full((64,), 0.5))
-    exact = ckpt.denoise(y, target)
-    ckpt.precision = "bf16"
-    fast = ckpt.denoise(y, target)
-    err = (fast.float() - exact).pow(2).mean().sqrt() / exact.pow(2).mean().sqrt()
+    exact = ckpt.denoise(y, target) - y
+    ckpt.use_precision("bf16")
+    fast = ckpt.denoise(y, target) - y
+    assert fast.dtype == torch.float32
+    err = (fast - exact).pow(2).mean().sqrt() / exact.pow(2).mean().sqrt()
     assert err < BF16_RTOL, float(err)
 
 
