@@ -265,3 +265,14 @@ def test_texture_photos_are_cropped_on_the_fly_from_a_cache(tmp_path, monkeypatc
     # the crop lies inside one training tile of its photograph
     assert any(np.array_equal(x, photo[:, t + dy:t + dy + 16, l + dx:l + dx + 16])
                for t, l in tiles for dy in range(9) for dx in range(9))
+
+
+def test_benchmark_train_reports_images_per_second_and_the_matmul_fraction():
+    import json
+    r = subprocess.run([sys.executable, "-m", "engine", "benchmark", "--train", "--steps", "2", "--batch", "8",
+                        "--widths", "8,16", "--size", "16", "--device", "cpu"],
+                       cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert out["images_per_second"] > 0 and out["timed_steps"] == 2 and out["processes"] == 1
+    assert 0 < out["fraction_of_matmul_rate"] < 1.5 and out["step_gflop"] > 0
