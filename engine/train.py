@@ -312,13 +312,14 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
         batches = iter(torch.utils.data.DataLoader(
             data, batch_sampler=streaming.StepSampler(lambda s: stream_draw(s)[::2 if guided else 3], step, cfg.steps,
                                                       world.rank, world.size),
-            num_workers=cfg.workers, collate_fn=streaming.collate, prefetch_factor=4 if cfg.workers else None))
+            num_workers=cfg.workers, collate_fn=streaming.collate, prefetch_factor=4 if cfg.workers else None,
+            pin_memory=device.type == "cuda"))
 
     def full(share: torch.Tensor) -> torch.Tensor:
         """A whole-batch tensor holding this process's share of streamed images (zeros elsewhere):
         augmentation and noise are drawn for the whole batch, as on one process."""
         x = torch.zeros(cfg.batch, *share.shape[1:], device=device)
-        x[part] = share.to(device).float() / 255
+        x[part] = share.to(device, non_blocking=True).float() / 255     # pinned by the loader on CUDA
         return x
 
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, file=sys.stderr,
