@@ -111,17 +111,29 @@ def load_recipe(path: str | Path) -> Recipe:
 def train_recipe(recipe: Recipe, out_dir: str | Path, overrides: dict | None = None, resume: bool = False,
                  progress: bool = True, log=print) -> Path:
     """Train every stage of a recipe into out_dir (resuming where each stopped); returns OUT/model.pt."""
-    from .checkpoint import MODEL_FILE, STATE_FILE, pick_device
-    from .train import train
+    from . import distributed
+    from .checkpoint import pick_device
     overrides = overrides or {}
-    out = Path(out_dir)
     cuda = pick_device(recipe.config(overrides).device).type == "cuda"
+    # one process group for every stage under torchrun; rank 0 alone speaks and copies files
+    with distributed.session(recipe.config(overrides).device) as world:
+        out = Path(out_dir)
+        taken = recipe.stages and not resume and (out / "stages").exists()
+        # every process looks before any writes, and all stop if the folder is taken
+        distributed.agree(world, EngineError(f"{out} already holds a run; use --resume to continue it or "
+                                             "choose another --out") if taken else None)
+        return _train_stages(recipe, Path(out_dir), overrides, resume, progress,
+                             log if world.main else (lambda *a, **k: None), cuda, world.main)
+
+
+def _train_stages(recipe: Recipe, out: Path, overrides: dict, resume: bool, progress: bool, log, cuda: bool,
+                  main: bool) -> Path:
+    from .checkpoint import MODEL_FILE, STATE_FILE
+    from .train import train
     if not recipe.stages:
         cfg = recipe.config(overrides, cuda=cuda)
         return _stamp(train(cfg, out, resume=resume, progress=progress, log=log),
                       recipe.record(overrides, None, cuda))
-    if not resume and (out / "stages").exists():
-        raise EngineError(f"{out} already holds a run; use --resume to continue it or choose another --out")
     previous = None
     for stage in recipe.stages:
         name = stage["name"]
@@ -135,8 +147,9 @@ def train_recipe(recipe: Recipe, out_dir: str | Path, overrides: dict | None = N
             _stamp(train(cfg, folder, resume=going, progress=progress, log=log,
                          init=previous if not going else None), recipe.record(overrides, name, cuda))
         previous = folder / MODEL_FILE
-    shutil.copyfile(previous, out / (MODEL_FILE + ".tmp"))
-    (out / (MODEL_FILE + ".tmp")).replace(out / MODEL_FILE)
+    if main:
+        shutil.copyfile(previous, out / (MODEL_FILE + ".tmp"))
+        (out / (MODEL_FILE + ".tmp")).replace(out / MODEL_FILE)
     log(f"wrote {out / MODEL_FILE} (the last stage, '{recipe.stages[-1]['name']}')")
     return out / MODEL_FILE
 

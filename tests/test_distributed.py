@@ -276,3 +276,16 @@ def test_benchmark_train_reports_images_per_second_and_the_matmul_fraction():
     out = json.loads(r.stdout)
     assert out["images_per_second"] > 0 and out["timed_steps"] == 2 and out["processes"] == 1
     assert 0 < out["fraction_of_matmul_rate"] < 1.5 and out["step_gflop"] > 0
+
+
+def test_a_staged_recipe_trains_under_torchrun_and_refuses_a_taken_folder(tmp_path):
+    from test_recipe import TINY as RECIPE
+    (tmp_path / "r.toml").write_text(RECIPE)
+    args = ["-m", "engine", "train", "--recipe", tmp_path / "r.toml", "--out", tmp_path / "run", "--quiet"]
+    r = torchrun(*args)
+    assert r.returncode == 0, r.stderr
+    from engine.checkpoint import read_file
+    final = read_file(tmp_path / "run" / "model.pt")
+    assert final["step"] == 3 and final["info"]["recipe"]["stage"] == "detail"
+    again = torchrun(*args)
+    assert again.returncode != 0 and again.stderr.count("error: ") == 1 and "already holds a run" in again.stderr
