@@ -172,7 +172,7 @@ def build_blocks(ctx: Context, engine_concurrency: int = 1) -> gr.Blocks:
                     s_beta = gr.Slider(0.01, 1.0, value=SamplerSettings.beta, step=0.01,
                                        label="beta (noise injected: smaller = more, and more steps)")
                     s_h0 = gr.Slider(0.001, 0.2, value=SamplerSettings.h0, step=0.001, label="h0 (first step size)")
-                    s_guidance = gr.Slider(0.0, 2.0, value=SamplerSettings.guidance, step=0.05,
+                    s_guidance = gr.Slider(0.0, 4.0, value=SamplerSettings.guidance, step=0.05,
                                            label="guidance (past the target, away from the mixture's centroid)")
                     s_eps = gr.Slider(1.0, 2.0, value=SamplerSettings.eps_scale, step=0.05,
                                       label="epsilon scaling (removes less of each step's estimate; 1 = off)")

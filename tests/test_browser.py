@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from engine.data import TEXTURES
 from app_fixtures import app_server, bad_uploads, tiny_atlas, tiny_classifier  # noqa: F401  (fixtures)
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -66,7 +67,7 @@ def queue_joins(page) -> int:
 def test_embeddings_view_renders_and_a_click_shows_the_image(browser_page):
     page = browser_page
     assert page.load_seconds < 30
-    assert plot_rendered(page, "#emb-map") >= 8 * 10           # every held-out point drawn
+    assert plot_rendered(page, "#emb-map") >= 8 * len(TEXTURES)   # every held-out point drawn (8 per class)
     shot(page, "01_embeddings")
     point = page.locator("#emb-map .scatterlayer .trace").nth(2).locator(".point").first
     box = point.bounding_box()

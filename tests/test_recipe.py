@@ -47,7 +47,9 @@ widths = [16, 32]
 def test_every_shipped_recipe_loads_and_each_model_has_one():
     for name in ("feature_guided", "mixture"):
         r = load_recipe(RECIPES / f"{name}.toml")
-        assert r.config(stage=r.stages[-1]).kind == name
+        assert r.config(stage=r.stages[-1] if r.stages else None).kind == name
+        long = load_recipe(RECIPES / f"{name}_long.toml")             # the next model, in training
+        assert long.config(stage=long.stages[-1]).kind == name and long.config().model == r.config().model
     assert load_recipe(RECIPES / "feature_guided.toml").config().model.widths == \
         load_recipe(RECIPES / "mixture.toml").config().model.widths          # a fair baseline
 
