@@ -1,4 +1,4 @@
-"""Evaluation of a trained model against the engine issue's bars.
+"""Evaluation of a trained model against the project's quality bars (README).
 
 - classifier: a small CNN independent of the denoiser (classifier.py), its accuracy on
   real test crops;

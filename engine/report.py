@@ -1,7 +1,7 @@
 """`python -m engine report` and `python -m engine atlas`: every measurement of analysis.py on a
 feature-guided model and its mixture baseline, written as figures (HTML + PNG) and report.json.
 
-report.json holds, besides the raw data of each figure, the keys the issue asks for:
+report.json holds, besides the raw data of each figure, the keys of the paper's claims:
 psnr_gain_db (sigma -> dB), separation (layer -> {"feature_guided": x, "mixture": y}),
 density_vs_centroid_pearson, density_vs_centroid_spearman, bifurcation_sigma,
 interpolation (alpha -> class probabilities), and `bars`: each claim of DESIGN.md 5 with
@@ -125,7 +125,7 @@ def bar(value, holds: bool, rule: str) -> dict:
 
 
 def check_bars(den, sep, dens, bif, interp) -> dict:
-    """Each claim of DESIGN.md 5 (the issue's bars) with its measured value."""
+    """Each claim of DESIGN.md 5 (the bars of docs/analysis.md) with its measured value."""
     out = {}
     out["density_vs_centroid_pearson"] = bar(round(dens.pearson, 4), dens.pearson >= 0.8,
                                              "Pearson(density distance, squared centroid distance) >= 0.8")

@@ -1,4 +1,4 @@
-"""Benchmark the app against the issue's bars, on this machine, and print the figures (JSON).
+"""Benchmark the app against its bars (docs/app.md), on this machine, and print the figures (JSON).
 
     python scripts/bench_app.py [--checkpoint DIR] [--port 7870] [--threads N] [--out FILE]
 
