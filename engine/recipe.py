@@ -114,9 +114,10 @@ def train_recipe(recipe: Recipe, out_dir: str | Path, overrides: dict | None = N
     from . import distributed
     from .checkpoint import pick_device
     overrides = overrides or {}
-    cuda = pick_device(recipe.config(overrides).device).type == "cuda"
+    device = recipe.config(overrides).device
+    cuda = pick_device(device).type == "cuda"
     # one process group for every stage under torchrun; rank 0 alone speaks and copies files
-    with distributed.session(recipe.config(overrides).device) as world:
+    with distributed.session(device) as world:
         out = Path(out_dir)
         taken = recipe.stages and not resume and (out / "stages").exists()
         # every process looks before any writes, and all stop if the folder is taken
