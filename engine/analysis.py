@@ -1,4 +1,4 @@
-"""The paper's claims as measurements (DESIGN.md 5). Each function returns plain data
+"""The paper's claims as measurements (docs/method.md, "Claims as measurements"). Each function returns plain data
 (dataclasses of numpy arrays); figures.py draws them and report.py runs them all.
 
 - denoising:       PSNR vs sigma, correct / wrong conditioning vs the mixture (figs 2, 3)
@@ -23,7 +23,9 @@ from scipy import stats
 from tqdm import tqdm
 
 from .errors import EngineError
-from .sampler import ClassTarget, Interpolation, SamplerSettings, Target, sample
+from .config import SamplerSettings
+from .metrics import psnr  # noqa: F401 (analysis.psnr: the app's)
+from .sampler import ClassTarget, Interpolation, Target, run
 
 PSNR_SIGMAS = (0.025, 0.05, 0.1, 0.2, 0.5, 1.0)
 # Density distance Monte Carlo (documented in docs/analysis.md): sigma grid from the
@@ -36,12 +38,6 @@ ALPHAS = tuple(np.round(np.arange(-0.2, 1.21, 0.2), 2))
 
 def _progress(items, desc: str, progress: bool):
     return tqdm(items, desc=desc, disable=not progress, file=sys.stderr, leave=False)
-
-
-def psnr(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of images in [0, 1] (peak 1)."""
-    mse = ((x - ref) ** 2).flatten(1).mean(1).clamp_min(1e-12)
-    return 10 * torch.log10(1 / mse)
 
 
 def noisy(x: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tensor:
@@ -251,7 +247,7 @@ class DensityResult:
     """Symmetrised-KL estimate D(c, c') for every pair of classes vs ||phibar_c - phibar_c'||^2.
 
     D(p, q) = integral over sigma of sigma^-3 (E_{y ~ p_sigma} + E_{y ~ q_sigma}) ||f(y, phibar_p) - f(y, phibar_q)||^2
-    (DESIGN.md 5), Monte-Carlo on a log-spaced sigma grid, trapezoid rule in log sigma.
+    (docs/method.md, "Claims as measurements"), Monte-Carlo on a log-spaced sigma grid, trapezoid rule in log sigma.
     """
     classes: list[str]
     pairs: np.ndarray              # (P, 2)
@@ -406,12 +402,10 @@ def half_rise_sigma(sigma: np.ndarray, distance: np.ndarray) -> float:
 @torch.no_grad()
 def run_trajectory(ckpt, target: Target, n: int, seed: int, settings: SamplerSettings, start=None):
     """Run the sampler, keeping y_t and sigma_t of every step: (ys (T, n, C, H, W), sigmas (T, n), final)."""
-    ys, sig, last = [], [], None
-    for last in sample(ckpt, target, n=n, seed=seed, settings=settings, start=start):
-        if not last.final:
-            ys.append(last.y.cpu())
-            sig.append(last.sigma.cpu())
-    return torch.stack(ys), torch.stack(sig), last.denoised.cpu().numpy()
+    final, steps = run(ckpt, target, n=n, seed=seed, settings=settings, start=start, record=True)
+    walk = steps[:-1]
+    return (torch.stack([s.y.cpu() for s in walk]), torch.stack([s.sigma.cpu() for s in walk]),
+            final.cpu().numpy())
 
 
 def _pad(x: torch.Tensor, t: int) -> torch.Tensor:
@@ -481,10 +475,7 @@ def interpolation(fg, a, b, alphas=ALPHAS, n: int = 8, seed: int = 0, classifier
     alphas = np.asarray(alphas, np.float64)
     samples, probs = [], []
     for al in _progress(list(alphas), "interpolation", progress):
-        last = None
-        for last in sample(fg, Interpolation(ia, ib, float(al)), n=n, seed=seed, settings=settings):
-            pass
-        x = last.denoised.cpu().numpy()
+        x = run(fg, Interpolation(ia, ib, float(al)), n=n, seed=seed, settings=settings)[0].cpu().numpy()
         samples.append(x)
         probs.append(classifier.probabilities(x))
     p = np.stack(probs)

@@ -4,7 +4,7 @@ For a set of checkpoints (the feature-guided model and its mixture baseline) and
 checkpoints' dataset, the atlas stores
 
   phi(x + sigma z) of `per_class` held-out test images of every class, at a few sigma
-  (DESIGN.md 2: phi depends on sigma, so every map is drawn at one noise level);
+  (docs/method.md, "Feature vector phi": phi depends on sigma, so every map is drawn at one noise level);
   the class centroids phibar_c(sigma) of each checkpoint's centroid table;
   2-D maps of each (model, layer, sigma): PCA (exact, instant, computed on demand) and
   UMAP (umap-learn, fitted once by `warm_umap` and saved).

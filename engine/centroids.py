@@ -1,4 +1,4 @@
-"""Class centroids of phi on a grid of noise levels (DESIGN.md 2).
+"""Class centroids of phi on a grid of noise levels (docs/method.md, "Feature vector phi").
 
 phibar_c(sigma) = E[ phi(x + sigma z) | x in class c ], estimated by averaging over
 training images of the class, on a log-spaced sigma grid; between grid points the table

@@ -102,7 +102,7 @@ class Checkpoint:
     """A trained denoiser with its config, centroids and dataset facts.
 
     The public face of a model for the app, the analyses and the command line:
-    `denoise`, `phi`, `centroid`, and `sample` (see sampler.py).
+    `denoise`, `phi` and `centroid`; engine/sampler.py samples from it.
     """
 
     def __init__(self, state: dict, device: str | torch.device = "auto"):
@@ -236,11 +236,6 @@ class Checkpoint:
         i = self.class_index(name)
         means = self.centroids.means
         return self.mean.clone() if means is None else means[i].cpu()
-
-    def sample(self, target=None, **kwargs):
-        """Generator of sampling steps; see sampler.sample."""
-        from .sampler import sample
-        return sample(self, target, **kwargs)
 
     def layer_slices(self) -> dict[str, slice]:
         return dict(self.model.layout.slices)

@@ -12,57 +12,29 @@ import sys
 import warnings
 from pathlib import Path
 
-from .config import ModelConfig, TrainConfig
+from .config import Limits, ModelConfig, TrainConfig, parse_ints
 from .distributed import Quiet
 from .errors import EngineError
 from .paths import writable_file
 
-MAX_SAMPLES = 1024      # per `sample` run: the network sees them all in one batch
-
-
-def _ints(s: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in s.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{s}'") from None
-
-
-def _names(s: str) -> tuple[str, ...]:
-    return tuple(v for v in s.split(",") if v)
-
 
 def _positive(kind, most=None):
-    def parse(s: str):
-        v = kind(s)
-        if not 0 < v < math.inf:                    # also refuses NaN
-            raise argparse.ArgumentTypeError(f"must be a positive number, got {s}")
-        if most is not None and v > most:
-            raise argparse.ArgumentTypeError(f"at most {most}, got {s}")
-        return v
-    return parse
+    """argparse type: a positive number of `kind` (at most `most`)."""
+    return within(kind, Limits(0, math.inf if most is None else most, open_low=True))
 
 
 def whole_number(low: int = 1, high: int | None = None):
     """argparse type: a whole number from `low` (to `high`), said plainly when it is not."""
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-        if v < low or (high is not None and v > high):
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}" if high is None else
-                                             f"must be between {low} and {high}, got {text}")
-        return v
-    return parse
+    return within(int, Limits(low, math.inf if high is None else high))
 
 
 def seed_value(text: str) -> int:
-    """argparse type for --seed: the sampler's rule (check_seed)."""
-    from .sampler import SEED_MAX, check_seed
+    """argparse type for --seed: the library's rule (config.check_seed)."""
+    from .config import SEED_LIMITS, check_seed
     try:
         return check_seed(int(text))
     except (ValueError, EngineError):
-        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {SEED_MAX}, got {text}") from None
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {SEED_LIMITS.high}, got {text}") from None
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -77,19 +49,48 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n" if speaks() else None)
 
 
-def walk_flags(p: argparse.ArgumentParser) -> None:
-    """The sampler settings that `sample` and `evaluate` both take (`_settings` reads them)."""
-    from .sampler import BETA, EPS_SCALE, EPS_SCALE_MAX, EPS_SCALE_SIGMA, GUIDANCE, H0
-    p.add_argument("--beta", type=float, default=BETA, help=f"noise injection, in (0, 1] (default {BETA})")
-    p.add_argument("--h0", type=float, default=H0, help=f"initial step size, in (0, 1] (default {H0})")
-    p.add_argument("--guidance", type=float, default=GUIDANCE,
-                   help=f"carry the target past itself, away from the mixture's centroid: "
-                        f"phi* + g (phi* - centre), g in [0, 4] (default {GUIDANCE}; 0: the target itself)")
-    p.add_argument("--eps-scale", type=float, default=EPS_SCALE,
-                   help=f"epsilon scaling: divide the residual f(y) - y by this, in [1, {EPS_SCALE_MAX:g}], while "
-                        f"the noise estimate is above --eps-scale-sigma (default {EPS_SCALE}; 1: DESIGN.md's sampler)")
-    p.add_argument("--eps-scale-sigma", type=float, default=EPS_SCALE_SIGMA,
-                   help=f"noise level below which the residual is not scaled (default {EPS_SCALE_SIGMA}; 0: never)")
+def within(kind, limits: Limits | None, name: str = ""):
+    """argparse type: a value read by `kind` inside `limits` (engine/config.py), in the library's words."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+            return value if limits is None else limits.check(name, value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
+                                             f"got '{text}'") from None
+        except EngineError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parse
+
+
+def settings_flags(p: argparse.ArgumentParser, cls, names=None, given_only: bool = False) -> None:
+    """One flag per field of the config dataclass `cls` that has command-line help (those in `names`
+    if given): its reading, default, limits, choices and help are the field's (engine/config.py,
+    `setting`). given_only: flags not given leave no attribute (the defaults stay the config's)."""
+    from dataclasses import fields
+    for f in fields(cls):
+        m = f.metadata
+        if not m.get("help") or (names is not None and f.name not in names):
+            continue
+        flag = m["flag"] or "--" + f.name.replace("_", "-")
+        default = argparse.SUPPRESS if given_only else f.default
+        shown = "" if f.default is None else \
+            f" (default {','.join(map(str, f.default)) if isinstance(f.default, tuple) else f.default})"
+        if isinstance(f.default, bool):
+            p.add_argument(flag, dest=f.name, action="store_true", default=default, help=m["help"])
+            continue
+        kind = m["parse"] or (int if f.type.startswith("int") else float if f.type.startswith("float") else str)
+        limits = m["limits"]
+        p.add_argument(flag, dest=f.name, type=within(kind, limits, f.name), default=default, choices=m["choices"],
+                       help=m["help"] + (f", {limits}" if limits is not None else "") + shown)
+
+
+def walk_flags(p: argparse.ArgumentParser, ends: bool = False) -> None:
+    """The sampler settings that `sample` and `evaluate` both take (`_settings` reads them);
+    with `ends`, also the walk's ends and length (`sample`)."""
+    from .config import SamplerSettings
+    names = [f for f in SamplerSettings.__dataclass_fields__ if ends or f not in SamplerSettings.ENDS]
+    settings_flags(p, SamplerSettings, names)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,43 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a feature-guided or mixture denoiser",
-                       description="Train a denoiser with the loss of DESIGN.md 3. Writes OUT/train_state.pt "
+                       description="Train a denoiser with the loss of docs/method.md, \"Loss\". "
+                       "Writes OUT/train_state.pt "
                        "every --checkpoint-every steps (resumable with --resume) and OUT/model.pt at the end.")
-    t.add_argument("--dataset", default="textures", help="textures | ovals | a folder (default: textures)")
-    t.add_argument("--kind", default="feature_guided", choices=["feature_guided", "mixture"],
-                   help="feature_guided (projection in the matched blocks; the default) or mixture (no projection)")
-    t.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
-    t.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1 grey, 3 colour (default 1)")
-    t.add_argument("--widths", type=_ints, default=None,
-                   help=f"channels per scale (default {','.join(map(str, ModelConfig.widths))}); with --init, "
-                        "grow the starting network to these widths, keeping what it computes")
-    t.add_argument("--matched", type=_names, default=None,
-                   help="blocks whose channel means are projected (default: mid and the decoder blocks "
-                   "but the last, mid,dec2 for three scales)")
-    t.add_argument("--steps", type=_positive(int), default=None,
-                   help=f"optimizer steps in all (default {TrainConfig.steps}; with --resume the run's own, "
-                        "or a larger number to extend it)")
-    t.add_argument("--batch", type=_positive(int), default=32, help="batch size (default 32)")
-    t.add_argument("--lr", type=_positive(float), default=2e-3, help="peak learning rate (default 2e-3)")
-    t.add_argument("--pool", type=_positive(int), default=TrainConfig.pool,
-                   help="feature-guided: condition each image on the mean phi of this many same-class "
-                        f"partners at its sigma; divides --batch (default {TrainConfig.pool})")
-    t.add_argument("--sigma-max", type=_positive(float), default=TrainConfig.sigma_max,
-                   help=f"largest training noise level (default {TrainConfig.sigma_max})")
-    t.add_argument("--sigma-data", type=float, default=TrainConfig.sigma_data,
-                   help="weight each image's squared error by 1 + (SIGMA_DATA / sigma)^2 so small noise "
-                        f"levels are trained too; 0 = plain MSE (default {TrainConfig.sigma_data})")
-    t.add_argument("--loss-sigma-min", type=float, default=TrainConfig.loss_sigma_min,
-                   help="give images noised below this sigma no loss weight (they still shape the norms' "
-                        f"statistics); 0 = train every sigma (default {TrainConfig.loss_sigma_min})")
-    t.add_argument("--ema", type=float, default=TrainConfig.ema,
-                   help="keep an exponential moving average of the weights with this decay (e.g. 0.999) "
-                        f"and ship it in model.pt; 0 = off, the final weights (default {TrainConfig.ema})")
-    t.add_argument("--n-per-class", type=_positive(int), default=None,
-                   help="training images per class (default: the dataset's, 2000 for built-ins)")
-    t.add_argument("--seed", type=seed_value, default=0)
-    t.add_argument("--checkpoint-every", type=_positive(int), default=250)
-    t.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    settings_flags(t, TrainConfig, given_only=True)
+    settings_flags(t, ModelConfig, given_only=True)
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint, with the config saved in it "
@@ -147,14 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--recipe", default=None, metavar="FILE.toml",
                    help="train by a recipe (recipes/*.toml: every setting, stages included); flags given "
                         "here override it")
-    t.add_argument("--precision", default=TrainConfig.precision, choices=["fp32", "bf16"],
-                   help="bf16: bfloat16 autocast for the network (CUDA only; default fp32)")
-    t.add_argument("--compile", action="store_true", help="torch.compile the network")
-    t.add_argument("--stream", action="store_true",
-                   help="folder datasets: read and crop images on the fly instead of loading the folder whole "
-                        "(engine/stream.py)")
-    t.add_argument("--workers", type=whole_number(0), default=TrainConfig.workers,
-                   help=f"with --stream: DataLoader worker processes (default {TrainConfig.workers}; 0: none)")
 
     c = sub.add_parser("centroids", help="recompute a checkpoint's centroid table",
                        description="Recompute phibar_c(sigma) on the sigma grid from training images "
@@ -164,9 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=seed_value, default=0)
     c.add_argument("--device", default="auto")
 
-    from .sampler import ALPHA_MAX, MAX_STEPS, SIGMA_0, SIGMA_L
+    from .config import ALPHA_LIMITS, SAMPLES_LIMITS
     s = sub.add_parser("sample", help="draw samples with the coarse-to-fine sampler",
-                       description="Sample with the stochastic coarse-to-fine sampler of DESIGN.md 4. "
+                       description="Sample with the stochastic coarse-to-fine sampler of docs/method.md, \"Sampler\". "
                        "Choose exactly one target; the default checkpoint is the shipped model.")
     s.add_argument("--checkpoint", default=None, help="run folder or .pt file (default: assets/feature_guided)")
     g = s.add_mutually_exclusive_group(required=True)
@@ -176,18 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="condition on (1 - alpha) centroid(A) + alpha centroid(B)")
     g.add_argument("--switch", nargs=2, metavar=("A", "B"), help="class A until sigma < --sigma-star, then B")
     g.add_argument("--unconditional", action="store_true", help="no projection (use with a mixture model)")
-    s.add_argument("--alpha", type=float, default=None,
-                   help=f"interpolation weight in [-{ALPHA_MAX:g}, {ALPHA_MAX:g}] (0 = A, 1 = B; outside [0, 1] "
-                        "extrapolates)")
+    s.add_argument("--alpha", type=within(float, ALPHA_LIMITS, "alpha"), default=None,
+                   help=f"interpolation weight, {ALPHA_LIMITS} (0 = A, 1 = B; outside [0, 1] extrapolates)")
     s.add_argument("--sigma-star", type=_positive(float), default=None,
                    help="switch level for --switch, between --sigmaL and --sigma0")
-    s.add_argument("--n", type=_positive(int, MAX_SAMPLES), default=16,
-                   help=f"number of samples (default 16, at most {MAX_SAMPLES}: run more seeds for more)")
+    s.add_argument("--n", type=within(int, SAMPLES_LIMITS, "number of samples"), default=16,
+                   help=f"number of samples (default 16, at most {SAMPLES_LIMITS.high}: run more seeds for more)")
     s.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
-    walk_flags(s)
-    s.add_argument("--sigma0", type=_positive(float), default=SIGMA_0, help=f"initial noise level (default {SIGMA_0})")
-    s.add_argument("--sigmaL", type=_positive(float), default=SIGMA_L, help=f"final noise level (default {SIGMA_L})")
-    s.add_argument("--max-steps", type=_positive(int), default=MAX_STEPS, help=f"step limit (default {MAX_STEPS})")
+    walk_flags(s, ends=True)
     s.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npy (float32 (N, C, H, W) in [0, 1])")
     s.add_argument("--trajectory", default=None, help="FILE.npz: every step's y, f(y), sigma, phi")
     s.add_argument("--device", default="auto")
@@ -231,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "rate a step reaches (under torchrun: all processes together)")
     b.add_argument("--steps", type=_positive(int), default=20, help="--train: timed steps (default 20)")
     b.add_argument("--batch", type=_positive(int), default=32, help="--train: global batch (default 32)")
-    b.add_argument("--widths", type=_ints, default=ModelConfig.widths,
+    b.add_argument("--widths", type=within(parse_ints, None, "widths"), default=ModelConfig.widths,
                    help=f"--train: channels per scale (default {','.join(map(str, ModelConfig.widths))})")
     b.add_argument("--size", type=_positive(int), default=32, help="--train: image side (default 32)")
     b.add_argument("--channels", type=int, default=1, choices=[1, 3], help="--train: 1 grey, 3 colour (default 1)")
@@ -243,54 +200,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# train flags that name a config field under another name
-_FLAG_FIELDS = {"matched": "matched_blocks"}
-_NOT_SETTINGS = {"command", "out", "resume", "init", "quiet", "recipe"}
+def train_settings(a: argparse.Namespace) -> dict:
+    """The train settings given on the command line (the flags of `settings_flags`, which leave no
+    attribute when not given), as config fields: what overrides a recipe. The model's fields go in
+    a "model" table."""
+    from dataclasses import fields
+    given = vars(a)
+    out: dict = {f.name: given[f.name] for f in fields(TrainConfig) if f.name in given}
+    model = {f.name: given[f.name] for f in fields(ModelConfig) if f.name in given}
+    if model:
+        out["model"] = model
+    return out
 
 
 def given_train_flags(argv: list[str]) -> dict:
-    """The train settings given on the command line (not argparse's defaults), as config fields:
-    what overrides a recipe. The model's fields go in a "model" table."""
-    from dataclasses import fields
-    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
-    for action in train_parser._actions:
-        action.default = argparse.SUPPRESS
-        action.required = False
-    given, _ = train_parser.parse_known_args(argv[argv.index("train") + 1:])
-    model_keys = {f.name for f in fields(ModelConfig)}
-    out: dict = {}
-    for flag, value in vars(given).items():
-        if flag in _NOT_SETTINGS:
-            continue
-        key = _FLAG_FIELDS.get(flag, flag)
-        if key in model_keys:
-            out.setdefault("model", {})[key] = value
-        else:
-            out[key] = value
-    return out
+    """train_settings of a `train` command line."""
+    return train_settings(build_parser().parse_args(argv))
 
 
 def cmd_train(a) -> int:
     from .train import train
+    given = train_settings(a)
     if a.recipe:
         from .recipe import load_recipe, train_recipe
         if a.init:
             raise EngineError("--init goes without --recipe: a recipe's stages say where each starts")
-        train_recipe(load_recipe(a.recipe), a.out, overrides=given_train_flags(a.argv), resume=a.resume,
-                     progress=not a.quiet)
+        train_recipe(load_recipe(a.recipe), a.out, overrides=given, resume=a.resume, progress=not a.quiet)
         return 0
-    # steps=None on --resume keeps the run's own count (train reads it from the checkpoint)
-    steps = a.steps if a.steps is not None or a.resume else TrainConfig.steps
-    cfg = TrainConfig(dataset=a.dataset, kind=a.kind, steps=steps, batch=a.batch, lr=a.lr, pool=a.pool,
-                      sigma_data=a.sigma_data, sigma_max=a.sigma_max, ema=a.ema,
-                      loss_sigma_min=a.loss_sigma_min,
-                      n_per_class=a.n_per_class, seed=a.seed, checkpoint_every=a.checkpoint_every,
-                      device=a.device, precision=a.precision, compile=a.compile, stream=a.stream,
-                      workers=a.workers, model=ModelConfig(channels=a.channels, size=a.size,
-                                                         widths=a.widths or ModelConfig.widths,
-                                                         matched_blocks=a.matched))
-    train(cfg, a.out, resume=a.resume, progress=not a.quiet, init=a.init,
-          widths=a.widths if a.init else None)
+    if a.resume and "steps" not in given:
+        given["steps"] = None           # the run's own count (train reads it from the checkpoint)
+    model = given.pop("model", {})
+    train(TrainConfig(**given, model=ModelConfig(**model)), a.out, resume=a.resume, progress=not a.quiet,
+          init=a.init, widths=model.get("widths") if a.init else None)
     return 0
 
 
@@ -301,13 +242,10 @@ def cmd_centroids(a) -> int:
 
 
 def _settings(a):
-    """SamplerSettings from `walk_flags`, and from the walk's ends and length where the subcommand
-    takes them (`sample`; `evaluate` keeps the defaults)."""
-    from .sampler import SamplerSettings
-    ends = {k: getattr(a, flag) for k, flag in (("sigma_0", "sigma0"), ("sigma_L", "sigmaL"),
-                                                ("max_steps", "max_steps")) if hasattr(a, flag)}
-    return SamplerSettings(h0=a.h0, beta=a.beta, guidance=a.guidance, eps_scale=a.eps_scale,
-                           eps_scale_sigma=a.eps_scale_sigma, **ends)
+    """SamplerSettings from the flags of `walk_flags` the subcommand has (`evaluate` keeps the
+    walk's ends and length at their defaults)."""
+    from .config import SamplerSettings
+    return SamplerSettings(**{k: getattr(a, k) for k in SamplerSettings.__dataclass_fields__ if hasattr(a, k)})
 
 
 def cmd_sample(a) -> int:
@@ -316,7 +254,7 @@ def cmd_sample(a) -> int:
     from .checkpoint import load_checkpoint
     from .data import fit_image, load_image
     from .grid import save_grid
-    from .sampler import ClassTarget, ImageTarget, Interpolation, Switch, Unconditional, trajectory_arrays
+    from .sampler import ClassTarget, ImageTarget, Interpolation, Switch, Unconditional, run, trajectory_arrays
     out = Path(a.out)
     if out.suffix.lower() not in (".png", ".npy"):
         raise EngineError(f"--out {out}: use a .png (grid) or .npy (array) file name")
@@ -353,12 +291,9 @@ def cmd_sample(a) -> int:
         target = Switch(*a.switch, sigma_star=a.sigma_star)
     else:
         target = Unconditional()
-    steps = []
-    last = None
-    for last in ckpt.sample(target, n=a.n, seed=a.seed, settings=settings):
-        if a.trajectory:
-            steps.append(last)
-    x = last.denoised.cpu().numpy().astype(np.float32)
+    samples, steps = run(ckpt, target, n=a.n, seed=a.seed, settings=settings, record=bool(a.trajectory))
+    last = steps[-1]
+    x = samples.cpu().numpy().astype(np.float32)
     if out.suffix.lower() == ".npy":
         np.save(out, x)
     else:
@@ -441,7 +376,6 @@ EXTRA: dict = {}
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    args.argv = argv
     try:
         with warnings.catch_warnings():           # restores the caller's warning settings
             warnings.simplefilter("default")

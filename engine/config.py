@@ -1,4 +1,9 @@
-"""Configuration dataclasses. Every checkpoint stores them; every run prints them."""
+"""Configuration dataclasses. Every checkpoint stores them; every run prints them.
+
+Each number a user may set has its limits defined once here (`Limits`, in a field's metadata), and
+the library, the command line (engine/cli.py builds its flags from these fields) and the app all
+check it against them.
+"""
 from __future__ import annotations
 
 import json
@@ -11,21 +16,152 @@ KINDS = ("feature_guided", "mixture")
 PRECISIONS = ("fp32", "bf16")
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The values one number may take: from `low` to `high`, either end excluded if `open_low` /
+    `open_high`; an infinite `high` is always excluded. Written so that NaN is never inside."""
+    low: float
+    high: float = math.inf
+    open_low: bool = False
+    open_high: bool = False
+
+    def __contains__(self, v) -> bool:
+        above = self.low < v if self.open_low else self.low <= v
+        below = v < self.high if self.open_high or self.high == math.inf else v <= self.high
+        return bool(above and below)
+
+    def __str__(self) -> str:
+        low, high = (f"{v:g}" if isinstance(v, float) else str(v) for v in (self.low, self.high))
+        if self.high == math.inf:
+            return f"{'above' if self.open_low else 'at least'} {low}"
+        return f"in {'(' if self.open_low else '['}{low}, {high}{')' if self.open_high else ']'}"
+
+    def check(self, name: str, value, note: str = ""):
+        """value, or an EngineError naming the setting, its limits and (note) what they mean."""
+        if value not in self:
+            said = f" ({note})" if note else ""
+            raise EngineError(f"{name + ' ' if name else ''}must be {self}{said}, got {value}")
+        return value
+
+
+def parse_ints(text: str) -> tuple[int, ...]:
+    """'32,64,128' -> (32, 64, 128)."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise EngineError(f"expected comma-separated integers, got '{text}'") from None
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    """'mid,dec2' -> ('mid', 'dec2')."""
+    return tuple(v for v in text.split(",") if v)
+
+
+def setting(default, limits: Limits | None = None, help: str = "", flag: str | None = None, note: str = "",
+            choices: tuple | None = None, parse=None):
+    """A dataclass field with what a user may set it to (`limits`, or `choices`), its command-line
+    help and flag (default: --name with dashes), what its limits mean (said in the error) and how
+    the command line reads it (`parse`; default: the field's type): the one place each is
+    written. None is always allowed: the field's own default rule (e.g. the dataset's count)."""
+    return field(default=default, metadata={"limits": limits, "help": help, "flag": flag, "note": note,
+                                            "choices": choices, "parse": parse})
+
+
+def limits(cls, name: str) -> Limits:
+    """The limits of one field of a config dataclass (for a slider or a flag)."""
+    return next(f for f in fields(cls) if f.name == name).metadata["limits"]
+
+
+def check_fields(obj) -> None:
+    """Check every field of obj that has limits or choices (None passes: see `setting`)."""
+    for f in fields(obj):
+        value, m = getattr(obj, f.name), f.metadata
+        if value is None or not m:
+            continue
+        if f.type.startswith("int") and (isinstance(value, bool) or not isinstance(value, int)):
+            raise EngineError(f"{f.name} must be a whole number, got {value!r}")
+        if m["limits"] is not None:
+            m["limits"].check(f.name, value, m["note"])
+        if m["choices"] is not None and value not in m["choices"]:
+            raise EngineError(f"{f.name} must be {' or '.join(map(str, m['choices']))}, got {value!r}")
+
+
+# The network was trained up to sigma 1.2; the walk may start higher, not without bound.
+SIGMA_LIMITS = Limits(0.0, 10.0, open_low=True)
+# Interpolation weights (Interpolation.alpha): far outside [0, 1] the target aims at no class at all.
+ALPHA_LIMITS = Limits(-2.0, 3.0)
+# Seeds: what torch generators and JSON readers take.
+SEED_LIMITS = Limits(0, 2 ** 63 - 1)
+# Samples per command-line `sample` run: the network sees them all in one batch.
+SAMPLES_LIMITS = Limits(1, 1024)
+
+
+def check_seed(seed: int) -> int:
+    """The seed, once it is a whole number torch and JSON can take (the command line, the app)."""
+    if seed not in SEED_LIMITS:
+        raise EngineError(f"seed must be a whole number from 0 to {SEED_LIMITS.high}, got {seed}")
+    return seed
+
+
+# Sampler defaults chosen from measurement (docs/method.md, "Sampler defaults"): beta 0.1 beat 0.25
+# on class accuracy and diversity on two successive shipped models, at ~80 network evaluations per
+# sample; guidance 2.0 beat 1.0, 0.25 and 0 on the shipped pair (8 classes, 6000 steps from scratch)
+# on two sets of 256 samples: class accuracy 0.672 / 0.660 against 0.605 / 0.570 at 1.0 and
+# 0.477 / 0.434 at 0.25, with more diversity (0.87 / 0.87) and a higher memorisation ratio
+# (0.88 / 0.90), the kernel distance to real crops as low as at 1.0 (1.032 / 1.084), for about 15%
+# more evaluations than at 0.25; 3.0 lost (0.531: print and grass fall). On the pair shipped before,
+# 0.25 had beaten 0 and 1.0 (docs/model.md, "The sampler").
+# With epsilon scaling, h0 0.02 (a quarter fewer evaluations, memorisation ratio near its bar) and
+# h0 0.005 with beta 0.05 (more diverse, farther from real crops) came within the seeds' spread.
+# lambda 1.2 above sigma 0.1 against lambda 1 (the same models, 32 samples per class, seeds 0 and
+# 1000): class accuracy 0.819 / 0.794 against 0.750 / 0.784, memorisation ratio 0.893 / 0.881
+# against 0.724 / 0.688, kernel distance to real crops 0.452 / 0.482 against 0.572 / 0.541, a
+# quarter fewer network evaluations. 1.1 and 1.15 everywhere, 1.15 above 0.1: in between.
+@dataclass
+class SamplerSettings:
+    """The coarse-to-fine sampler's settings (docs/method.md, "Sampler"); engine/sampler.py."""
+    sigma_0: float = setting(1.0, SIGMA_LIMITS, "initial noise level", flag="--sigma0")
+    sigma_L: float = setting(0.01, SIGMA_LIMITS, "final noise level", flag="--sigmaL")
+    h0: float = setting(0.01, Limits(0.0, 1.0, open_low=True), "initial step size")
+    beta: float = setting(0.1, Limits(0.0, 1.0, open_low=True), "noise injection")
+    max_steps: int = setting(140, Limits(1), "step limit")
+    guidance: float = setting(
+        2.0, Limits(0.0, 4.0), "carry the target past itself, away from the mixture's centroid: "
+        "phi* + g (phi* - centre) (0: the target itself, the paper's)")
+    eps_scale: float = setting(
+        1.2, Limits(1.0, 2.0), "epsilon scaling: divide the residual f(y) - y by this while the noise "
+        "estimate is above --eps-scale-sigma (1: the paper's sampler)", note="1: no scaling")
+    eps_scale_sigma: float = setting(0.1, Limits(0.0, SIGMA_LIMITS.high),
+                                     "noise level below which the residual is not scaled (0: never)")
+
+    def __post_init__(self):
+        check_fields(self)
+        if not self.sigma_L < self.sigma_0:
+            raise EngineError(f"need sigma_L < sigma_0, got sigma_L={self.sigma_L}, sigma_0={self.sigma_0}")
+
+    # the walk's ends and length: set by `sample`, kept at their defaults by `evaluate`
+    ENDS = ("sigma_0", "sigma_L", "max_steps")
+
+
 @dataclass
 class ModelConfig:
-    """The UNet denoiser (DESIGN.md 1) and its feature vector phi (DESIGN.md 2)."""
-    channels: int = 1                       # image channels: 1 (grey) or 3 (colour)
-    size: int = 32                          # image side; divisible by 2 ** (len(widths) - 1)
-    widths: tuple[int, ...] = (24, 48, 96)   # channels per scale; the last is the mid block
-    # Blocks whose channel means form phi (DESIGN.md 2). Names: enc1.., mid, ..dec1.
+    """The UNet denoiser and its feature vector phi (docs/method.md, "Denoiser and score", "Feature vector phi")."""
+    channels: int = setting(1, help="image channels: 1 grey, 3 colour", choices=(1, 3))
+    size: int = setting(32, Limits(1), "image side in pixels; divisible by 2 ** (number of scales - 1)")
+    widths: tuple[int, ...] = setting(
+        (24, 48, 96), help="channels per scale, the last the mid block; with --init, grow the starting network "
+        "to these widths, keeping what it computes", parse=parse_ints)
+    # Blocks whose channel means form phi (docs/method.md, "Feature vector phi"). Names: enc1.., mid, ..dec1.
     # None: every block (enc1, enc2, mid, dec2, dec1 for three scales).
     feature_blocks: tuple[str, ...] | None = None
-    # Blocks whose channel means are replaced by the target (DESIGN.md 3); () = mixture model.
+    # Blocks whose channel means are replaced by the target (docs/method.md, "Projection"); () = mixture model.
     # None: the mid block and every decoder block but the last (mid, dec2 for three scales). The
     # output convolution maps the last block's channel means straight to the output's mean pixel,
     # so matching it sets the denoised image's brightness from the target instead of the image;
     # every run that matched it lost to the mixture model (docs/model.md, "How we got here").
-    matched_blocks: tuple[str, ...] | None = None
+    matched_blocks: tuple[str, ...] | None = setting(
+        None, help="blocks whose channel means are projected (default: mid and the decoder blocks but the "
+        "last, mid,dec2 for three scales)", flag="--matched", parse=parse_names)
 
     def __post_init__(self):
         self.widths = tuple(self.widths)
@@ -35,8 +171,7 @@ class ModelConfig:
             self.matched_blocks = self.block_names[self.block_names.index("mid"):-1]
         self.feature_blocks = tuple(self.feature_blocks)
         self.matched_blocks = tuple(self.matched_blocks)
-        if self.channels not in (1, 3):
-            raise EngineError(f"channels must be 1 or 3, not {self.channels}")
+        check_fields(self)
         if len(self.widths) < 2:
             raise EngineError("widths needs at least two scales, e.g. 32,64,128")
         if min(self.widths) < 1:
@@ -70,74 +205,54 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """One training run (DESIGN.md 3)."""
-    dataset: str = "textures"               # textures | ovals | a folder path
-    kind: str = "feature_guided"            # feature_guided | mixture
-    steps: int = 5000
-    batch: int = 32
-    lr: float = 2e-3
-    warmup: int = 200                       # linear warm-up steps, then cosine decay to lr / 50
-    sigma_max: float = 1.2                  # noise levels drawn on [0, sigma_max]
-    # Loss weight per image 1 + (sigma_data / sigma)^2 (see train.py); 0: plain MSE. The shipped
-    # models: 10000 plain steps, then six fine-tuning rounds (--init) with 0.05 and a closing
-    # plain one (0).
-    sigma_data: float = 0.0
-    # Images noised below this sigma get loss weight 0 (see train.py); 0: every sigma is trained.
+    """One training run (docs/method.md, "Loss")."""
+    dataset: str = setting("textures", help="textures | ovals | a folder")
+    kind: str = setting("feature_guided", help="feature_guided (projection in the matched blocks) or mixture "
+                        "(no projection)", choices=KINDS)
+    steps: int = setting(5000, Limits(1), "optimizer steps in all (with --resume: the run's own unless given, "
+                         "or a larger number to extend it)")
+    batch: int = setting(32, Limits(1), "batch size")
+    lr: float = setting(2e-3, Limits(0, open_low=True), "peak learning rate")
+    warmup: int = setting(200, Limits(0), "linear warm-up steps, then cosine decay to lr / 50")
+    sigma_max: float = setting(1.2, Limits(0, open_low=True), "largest training noise level")
+    # The shipped models: 10000 plain steps, then six fine-tuning rounds (--init) with 0.05 and a
+    # closing plain one (0).
+    sigma_data: float = setting(0.0, Limits(0), "weight each image's squared error by 1 + (SIGMA_DATA / sigma)^2 "
+                                "so small noise levels are trained too (engine/loss.py)", note="0: plain MSE")
     # They still pass through the network, so the norms' batch statistics keep the noise law.
-    loss_sigma_min: float = 0.0
-    n_per_class: int | None = None          # training crops per class (None: dataset default)
-    # Feature-guided only: each image is conditioned on the mean phi of `pool` same-class
-    # partners at its sigma (1: a single partner, as in DESIGN.md 3). 4, the shipped models'
-    # value: one partner's phi tells the network little more than the image's own (docs/model.md,
-    # "How we got here"); 8 did worse. See train.py.
-    pool: int = 4
-    # Decay of an exponential moving average of the weights, kept beside the trained weights
-    # and used for model.pt (centroids, sampling); 0: off, the final weights are used. See train.py.
-    ema: float = 0.0
-    seed: int = 0
-    checkpoint_every: int = 250
-    device: str = "auto"                    # auto | cpu | cuda
-    # Scale-out (README, "Scaling out"). precision: "bf16" runs the network under bfloat16
-    # autocast (CUDA only; weights, optimizer and loss stay float32). compile: torch.compile
-    # the network. stream: read a folder dataset image by image (engine/stream.py) instead of
-    # loading it whole, with `workers` DataLoader processes cropping on the fly.
-    precision: str = "fp32"
-    compile: bool = False
-    stream: bool = False
-    workers: int = 2
+    loss_sigma_min: float = setting(0.0, Limits(0), "give images noised below this sigma no loss weight (they "
+                                    "still shape the norms' statistics)", note="0: train every sigma")
+    n_per_class: int | None = setting(None, Limits(1), "training images per class (default: the dataset's, "
+                                      "2000 for built-ins)")
+    # 4, the shipped models' value: one partner's phi tells the network little more than the image's
+    # own (docs/model.md, "How we got here"); 8 did worse. See engine/loss.py.
+    pool: int = setting(4, Limits(1), "feature-guided: condition each image on the mean phi of this many "
+                        "same-class partners at its sigma; divides --batch (1: a single partner, the paper's)")
+    # The average is kept beside the trained weights and used for model.pt (centroids, sampling).
+    ema: float = setting(0.0, Limits(0, 1, open_high=True), "keep an exponential moving average of the weights "
+                         "with this decay (e.g. 0.999) and ship it in model.pt (0: off, the final weights)")
+    seed: int = setting(0, SEED_LIMITS, "random seed")
+    checkpoint_every: int = setting(250, Limits(1), "steps between resumable checkpoints")
+    device: str = setting("auto", help="auto | cpu | cuda")
+    # Scale-out (docs/scaling.md): bf16 autocast keeps weights, optimizer and loss in float32.
+    precision: str = setting("fp32", help="bf16: bfloat16 autocast for the network (CUDA only)", choices=PRECISIONS)
+    compile: bool = setting(False, help="torch.compile the network")
+    stream: bool = setting(False, help="folder datasets: read and crop images on the fly instead of loading "
+                           "the folder whole (engine/stream.py)")
+    workers: int = setting(2, Limits(0), "with --stream: DataLoader worker processes (0: none)")
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self):
         if isinstance(self.model, dict):
             self.model = config_from_dict(ModelConfig, self.model)
-        if self.kind not in KINDS:
-            raise EngineError(f"unknown model kind '{self.kind}'; use feature_guided or mixture")
+        check_fields(self)
         if self.kind == "mixture":
             self.model.matched_blocks = ()
         elif not self.model.matched_blocks:
             raise EngineError("a feature-guided model needs at least one matched block")
-        if not 0 <= self.ema < 1:
-            raise EngineError(f"ema must be in [0, 1) (e.g. 0.999; 0: off), got {self.ema}")
-        # written so that NaN fails every test
-        if not 0 <= self.sigma_data < math.inf:
-            raise EngineError(f"sigma_data must be a number >= 0 (0: unweighted MSE), got {self.sigma_data}")
-        if not 0 < self.sigma_max < math.inf:
-            raise EngineError(f"sigma_max must be a positive number (e.g. 1.2), got {self.sigma_max}")
-        if not 0 <= self.loss_sigma_min < self.sigma_max:
-            raise EngineError(f"loss_sigma_min must be at least 0 and below sigma_max {self.sigma_max} "
-                              f"(0: train every sigma), got {self.loss_sigma_min}")
-        if not 0 < self.lr < math.inf:
-            raise EngineError(f"lr must be a positive number (e.g. 2e-3), got {self.lr}")
-        for name in ("steps", "batch", "checkpoint_every", "pool"):
-            if name == "steps" and self.steps is None:      # allowed when resuming: the run's own
-                continue
-            if getattr(self, name) < 1:
-                raise EngineError(f"{name} must be at least 1")
-        if self.precision not in PRECISIONS:
-            raise EngineError(f"unknown precision '{self.precision}'; use {' or '.join(PRECISIONS)}")
-        if not isinstance(self.workers, int) or self.workers < 0:
-            raise EngineError(f"workers must be a whole number >= 0 (0: read in the training process), "
-                              f"got {self.workers}")
+        if not self.loss_sigma_min < self.sigma_max:
+            raise EngineError(f"loss_sigma_min must be below sigma_max {self.sigma_max} (0: train every sigma), "
+                              f"got {self.loss_sigma_min}")
         if self.kind == "feature_guided" and self.batch % self.pool:
             raise EngineError(f"batch {self.batch} must be a multiple of pool {self.pool}")
 

@@ -266,7 +266,7 @@ class TextureSource:
 # The built-in texture classes, chosen for the method (docs/model.md, "The texture classes"):
 # each stationary at a 32-pixel crop - every crop holds many texture elements, coarse sources
 # downsampled until it does - and told apart by texture, not brightness (an ordinary classifier
-# reads contrast-normalised held-out crops at 0.99 or better per class: scripts/stationarity.py).
+# reads contrast-normalised held-out crops at 0.99 or better per class: experiments/stationarity.py).
 TEXTURES: dict[str, TextureSource] = {
     "brick": TextureSource(_skimage("brick"), factor=2, symmetry="flips"),
     "grass": TextureSource(_skimage("grass"), factor=2, symmetry="dihedral"),

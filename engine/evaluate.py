@@ -28,7 +28,7 @@
   linear (Wiener) denoiser, sqrt(mean_i sigma^2 / (lambda_i + sigma^2)) over the eigenvalues
   lambda_i of its training crops' covariance. The sampler stops when the estimate falls below
   sigma_L, so a network that sees less of the noise than the linear filter stops its walks with
-  that much noise left (README, "Sampler defaults");
+  that much noise left (docs/method.md, "Sampler defaults");
 - network evaluations per sample and seconds per batch of 16;
 - real_held_out: class accuracy, diversity, kernel distance and memorisation of as many real
   held-out crops per class as there are samples, measured exactly as the samples are - what real
@@ -51,45 +51,13 @@ from tqdm import tqdm
 from .analysis import conditioned_denoise, plain_denoise
 from .classifier import load_classifier
 from .data import load_dataset
-from .sampler import ClassTarget, SamplerSettings, run
+from .metrics import kernel_distance, mean_pairwise_distance, nearest_distance, psnr
+from .config import SamplerSettings
+from .sampler import ClassTarget, run
 
 PSNR_SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0)
 GAP_SIGMAS = (0.05, 0.2)
 NOISE_SEEN_SIGMAS = (0.01, 0.02, 0.05, 0.1, 0.2)
-
-
-def psnr(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB for images in [0, 1]."""
-    mse = ((x - ref) ** 2).flatten(1).mean(1).clamp_min(1e-12)
-    return 10 * torch.log10(1 / mse)
-
-
-def mean_pairwise_distance(x: np.ndarray) -> float:
-    f = torch.from_numpy(x.reshape(len(x), -1))
-    d = torch.cdist(f, f)
-    n = len(x)
-    return float(d.sum() / (n * (n - 1)))
-
-
-def kernel_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Unbiased squared MMD between feature sets a (n, D) and b (m, D) with the kernel
-    k(u, v) = (u.v / D + 1)^3 of KID: 0 on average for two draws of one distribution."""
-    a, b = torch.from_numpy(np.asarray(a, np.float64)), torch.from_numpy(np.asarray(b, np.float64))
-    n, m, d = len(a), len(b), a.shape[1]
-    if n < 2 or m < 2:
-        raise ValueError("kernel_distance needs at least two points in each set")
-    kaa, kbb, kab = ((x @ y.T / d + 1) ** 3 for x, y in ((a, a), (b, b), (a, b)))
-    within = (kaa.sum() - kaa.diagonal().sum()) / (n * (n - 1)) + (kbb.sum() - kbb.diagonal().sum()) / (m * (m - 1))
-    return float(within - 2 * kab.mean())
-
-
-def nearest_distance(x: np.ndarray, bank: np.ndarray, batch: int = 256) -> np.ndarray:
-    b = torch.from_numpy(bank.reshape(len(bank), -1))
-    out = []
-    for i in range(0, len(x), batch):
-        q = torch.from_numpy(x[i:i + batch].reshape(-1, b.shape[1]))
-        out.append(torch.cdist(q, b).min(1).values)
-    return torch.cat(out).numpy()
 
 
 @torch.no_grad()
@@ -154,9 +122,7 @@ def seconds_per_batch(ckpt, n: int = 16, repeats: int = 3, settings: SamplerSett
     times, nfes = [], []
     for r in range(repeats):
         t0 = time.perf_counter()
-        last = None
-        for last in ckpt.sample(target, n=n, seed=r + 1, settings=settings):
-            pass
+        _, (last,) = run(ckpt, target, n=n, seed=r + 1, settings=settings)
         times.append(time.perf_counter() - t0)
         nfes.append(last.nfe)
     return {"seconds_per_batch": float(np.median(times)), "batch": n, "nfe_per_sample": float(np.mean(nfes)),
@@ -178,10 +144,8 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
     samples_all, real_all, held_all = [], [], []
     held = {"class_accuracy": {}, "diversity_per_class": {}, "kid_per_class": {}}
     for c, name in enumerate(tqdm(ckpt.classes, desc="sampling", disable=not progress, file=sys.stderr)):
-        last = None
-        for last in ckpt.sample(ClassTarget(name), n=per_class, seed=seed + c, settings=settings):
-            pass
-        x = last.denoised.cpu().numpy()
+        samples, (last,) = run(ckpt, ClassTarget(name), n=per_class, seed=seed + c, settings=settings)
+        x = samples.cpu().numpy()
         nfe.append(last.nfe)
         samples_all.append(x)
         counts = clf.readings(x)

@@ -1,4 +1,4 @@
-"""The feature vector phi and the mean-matching projection (DESIGN.md 2 and 3).
+"""The feature vector phi and the mean-matching projection (docs/method.md, "Feature vector phi" and "Projection").
 
 phi_l(y)[c] = mean over pixels of the activation map A_l(y)[c]; phi(y) concatenates
 phi_l over the feature blocks. Conditioning on a target phi* replaces, in every matched

@@ -1,4 +1,4 @@
-"""The blind, bias-free UNet denoiser (DESIGN.md 1) with feature outputs and projection.
+"""The blind, bias-free UNet denoiser (docs/method.md, "Denoiser and score") with feature outputs and projection.
 
 Bias-free (Mohan et al. 2020): no additive constants anywhere - convolutions without bias,
 a norm that divides by a standard deviation and multiplies by a learned gain but never
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from .config import ModelConfig
 from .features import FeatureLayout, channel_means, project
+from .loss import pooled
 
 
 class BiasFreeNorm(nn.Module):
@@ -94,7 +95,7 @@ class UNet(nn.Module):
         widths = {b: config.block_width(b) for b in config.block_names}
         self.layout = FeatureLayout(config.feature_blocks, widths)
         self.matched = FeatureLayout(config.matched_blocks, widths)
-        # w_l of DESIGN.md 3: per-channel gains of the target, initialised to 1
+        # w_l of docs/method.md, "Projection": per-channel gains of the target, initialised to 1
         self.gains = nn.ParameterDict({b: nn.Parameter(torch.ones(widths[b])) for b in config.matched_blocks})
 
     @property
@@ -108,10 +109,9 @@ class UNet(nn.Module):
         target:    (B, phi_dim) or (phi_dim,) target phi*; None: no projection.
         reference: (B, C, H, W) images whose own phi, computed in the same pass (and
                    differentiable), is the target: y[i] is conditioned on phi(reference[i]).
-                   This is the training pairing of DESIGN.md 3 in one batched pass.
+                   This is the training pairing of docs/method.md, "Loss", in one batched pass.
         pool:      with a reference, y[i] is conditioned on the mean phi of the references in
-                   its group of `pool` consecutive images (i // pool): a Monte-Carlo estimate
-                   of the class centroid, which is what the sampler conditions on.
+                   its group of `pool` consecutive images (engine/loss.py, `pooled`).
         phi is read before each projection, so blocks up to the first matched block give
         the plain phi(y); later ones are the features of the guided pass.
         """
@@ -125,11 +125,6 @@ class UNet(nn.Module):
         if reference is not None and b % pool:
             raise ValueError(f"batch {b} is not a multiple of the pool size {pool}")
 
-        def pooled(p: torch.Tensor) -> torch.Tensor:
-            if pool == 1:
-                return p
-            return p.view(b // pool, pool, -1).mean(1).repeat_interleave(pool, dim=0)
-
         # the references are needed only up to the last matched block (their phi there is
         # the target); after it they are dropped, which saves the full-size decoder block's
         # work on them and keeps their unprojected activations out of its norm statistics
@@ -141,7 +136,7 @@ class UNet(nn.Module):
                 phis[name] = channel_means(a)
             if name in self.gains:
                 if reference is not None:       # first half takes the means of the second
-                    a = torch.cat([project(a[:b], pooled(phis[name][b:]), self.gains[name]), a[b:]])
+                    a = torch.cat([project(a[:b], pooled(phis[name][b:], pool), self.gains[name]), a[b:]])
                 elif target is not None:
                     a = project(a, targets[name], self.gains[name])
             if name == last_matched:
@@ -164,5 +159,5 @@ class UNet(nn.Module):
         return denoised, phi
 
     def phi(self, y: torch.Tensor) -> torch.Tensor:
-        """phi(y) of DESIGN.md 2: channel means of a plain (unprojected) pass."""
+        """phi(y) (docs/method.md, "Feature vector phi"): channel means of a plain (unprojected) pass."""
         return self.forward(y)[1]

@@ -4,8 +4,8 @@ feature-guided model and its mixture baseline, written as figures (HTML + PNG) a
 report.json holds, besides the raw data of each figure, the keys of the paper's claims:
 psnr_gain_db (sigma -> dB), separation (layer -> {"feature_guided": x, "mixture": y}),
 density_vs_centroid_pearson, density_vs_centroid_spearman, bifurcation_sigma,
-interpolation (alpha -> class probabilities), and `bars`: each claim of DESIGN.md 5 with
-its measured value and whether it holds.
+interpolation (alpha -> class probabilities), and `bars`: each claim of docs/method.md ("Claims
+as measurements") with its measured value and whether it holds.
 
 HTML works offline: plotly.js is written once beside the figures (plotly.min.js, from the
 installed plotly package) and every page loads it from there - never from a CDN. PNG needs a
@@ -30,7 +30,7 @@ from .atlas import ATLAS_SIGMAS, DEFAULT_ATLAS, PER_CLASS, Atlas, build_atlas, c
 from .cli import seed_value, whole_number
 from .errors import EngineError
 from .paths import writable_dir
-from .sampler import SamplerSettings
+from .config import SamplerSettings
 
 
 @dataclass
@@ -125,7 +125,8 @@ def bar(value, holds: bool, rule: str) -> dict:
 
 
 def check_bars(den, sep, dens, bif, interp) -> dict:
-    """Each claim of DESIGN.md 5 (the bars of docs/analysis.md) with its measured value."""
+    """Each claim of docs/method.md, "Claims as measurements" (the bars of docs/analysis.md), with its
+    measured value."""
     out = {}
     out["density_vs_centroid_pearson"] = bar(round(dens.pearson, 4), dens.pearson >= 0.8,
                                              "Pearson(density distance, squared centroid distance) >= 0.8")
@@ -339,12 +340,28 @@ def cmd_atlas(a) -> int:
         raise EngineError(f"--sigmas must all lie in (0, 2], got {','.join(map(str, sigmas))}")
     writable_dir(a.out)
     models = load_models(a.checkpoint, a.mixture, a.device, need_mixture=False)
-    atlas = build_atlas(models, per_class=a.per_class, sigmas=sigmas, umap=not a.no_umap, seed=a.seed,
-                        progress=not a.quiet)
-    folder = atlas.save(a.out)
+    if a.measures_only:
+        atlas = Atlas.load(a.out)
+        if not atlas.matches(models):
+            raise EngineError(f"{a.out}: the atlas there was built from other checkpoints; rebuild it with "
+                              "`python -m engine atlas` (without --measures-only)")
+    else:
+        atlas = build_atlas(models, per_class=a.per_class, sigmas=sigmas, umap=not a.no_umap, seed=a.seed,
+                            progress=not a.quiet)
+        atlas.save(a.out)
+    facts = {}
+    if not a.no_measures:
+        from .classifier import load_classifier
+        from .measures import measure
+        fg = models["feature_guided"]
+        m = measure(fg, atlas.images, atlas.labels, load_classifier(fg, progress=not a.quiet),
+                    progress=not a.quiet, log=None if a.quiet else lambda msg: log(f"measures: {msg}"))
+        m.save(a.out)
+        facts = {"measures": {"pair": m.pair, "targets": m.targets, "seconds": m.seconds}}
+    folder = Path(a.out)
     size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
     print(json.dumps({"out": str(folder), "models": atlas.models, "layers": atlas.layers, "sigmas": atlas.sigmas,
-                      "points": int(len(atlas.labels)), "umap_fitted": not a.no_umap, "bytes": size}))
+                      "points": int(len(atlas.labels)), "umap_fitted": not a.no_umap, "bytes": size, **facts}))
     return 0
 
 
@@ -385,6 +402,11 @@ def register(subparsers) -> dict:
     t.add_argument("--sigmas", type=_floats, default=None,
                    help="noise levels, comma-separated (default " + ",".join(f"{v:g}" for v in ATLAS_SIGMAS) + ")")
     t.add_argument("--no-umap", action="store_true", help="PCA only (UMAP maps are then fitted by the app)")
+    t.add_argument("--no-measures", action="store_true",
+                   help="skip measures.json (density distances, how well each class's samples are read, the "
+                        "app's default interpolation pair and trajectory targets; engine/measures.py)")
+    t.add_argument("--measures-only", action="store_true",
+                   help="keep the atlas in --out (built from these checkpoints) and write only measures.json")
     t.add_argument("--seed", type=seed_value, default=0)
     t.add_argument("--device", default="auto")
     t.add_argument("--quiet", action="store_true", help="no progress bars")

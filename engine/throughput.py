@@ -19,6 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from . import distributed
 from .config import ModelConfig, TrainConfig
+from .loss import denoising_loss
 from .network import UNet
 
 
@@ -45,8 +46,9 @@ def step_flops(cfg: TrainConfig, batch: int) -> int:
     y, x = torch.rand(batch, c, s, s), torch.rand(batch, c, s, s)
     guided = cfg.kind == "feature_guided"
     with FlopCounterMode(display=False) as counter:
-        denoised, _ = model(y, reference=torch.rand_like(y) if guided else None, pool=cfg.pool if guided else 1)
-        ((denoised - x) ** 2).mean().backward()
+        loss, _ = denoising_loss(model, x, y, torch.ones(batch), torch.rand_like(y) if guided else None,
+                                 cfg.pool if guided else 1)
+        loss.backward()
     return counter.get_total_flops()
 
 

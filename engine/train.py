@@ -1,44 +1,18 @@
-"""Training with the single denoising loss of DESIGN.md 3.
-
-Feature-guided:  E || f(x + sigma z, phi(x' + sigma z')) - x ||^2,  x' another image of
-                 the same class (a fresh partner every step), phi computed by the same
-                 network in the same pass, gradients flowing through both.
-Mixture:         E || f(x + sigma z) - x ||^2 on all classes, no projection.
-
-Noise law (our choice): per image, half the draws log-uniform on [0.005, sigma_max]
-(detail at small sigma, where the sampler spends most of its steps) and half uniform on
-[0, sigma_max] (coverage of the large sigma where conditioning matters most).
-
-Noise-level weighting (`sigma_data`, our choice): each image's squared error can be weighted by
-1 + (sigma_data / sigma)^2 - plain MSE at large sigma, the noise-prediction loss at small sigma
-(the weighting of Karras et al. 2022, EDM). Why: the plain MSE is dominated by the large sigma,
-and a plainly trained network damages what it is given at small sigma (the first shipped model
-returned 32.8 dB for a 40 dB input at sigma 0.01), so the sampler's last steps wash the texture
-out. Trained from scratch with it (sigma_data 0.1 or 0.03, 5000 steps) the network under-denoised
-at sigma 0.1 (docs/model.md, "How we got here"); the shipped models are instead trained plainly for
-10000 steps, then fine-tuned (`--init`, four rounds) with sigma_data 0.05 at a lower learning rate.
-The weight is still the one denoising loss of DESIGN.md 3, with a weight per noise level.
-
-Pooled targets (`pool`, our choice beyond DESIGN.md 3): with a single partner, phi(x' + sigma z')
-says no more about the class than the image's own phi(x + sigma z), so replacing one by the
-other adds no information and the network learns to ignore the means it is given (measured:
-correct vs wrong conditioning within 0.1 dB after 4500 steps). Averaging phi over `pool`
-partners of the class at the same sigma makes the target a Monte-Carlo centroid, like the
-sampler's phibar_c(sigma), so conditioning pays off and is learned (0.8 dB correct-vs-wrong at
-sigma 0.1 after 500 steps with pool 8, against 0.1 dB with one partner).
+"""The training loop around the one denoising loss (engine/loss.py; docs/method.md, "Loss"):
+data, schedule, weight average, checkpoints, several processes.
 
 Weight average (`ema`, the practice of diffusion models since Ho et al. 2020): with ema > 0 an
 exponential moving average of the weights (and of the norms' running deviations) is kept beside
 the trained ones, checkpointed with them, and is what model.pt holds; train_state.pt keeps both,
-so the two can be compared on the same run. Measured on the shipped recipe: no gain (README, "How
-we got here") - the learning rate already decays to 1/50 of its peak, which averages too.
+so the two can be compared on the same run. Measured on the shipped recipe: no gain (docs/model.md,
+"How we got here") - the learning rate already decays to 1/50 of its peak, which averages too.
 
 Matched blocks (ModelConfig.matched_blocks): the shipped model matches mid and dec2, not dec1.
 The output convolution turns dec1's channel means into the output's spatial mean, so projecting
 dec1 sets the denoised image's brightness from the target instead of the image; every run that
 matched dec1 lost to the mixture model (docs/model.md, "How we got here"), while mid,dec2 with pool 4
 beat it at every sigma after 10000 plain steps (after the first fine-tune only up to sigma 0.2,
-after the later rounds again at every sigma: README).
+after the later rounds again at every sigma: docs/model.md).
 """
 from __future__ import annotations
 
@@ -47,7 +21,7 @@ import math
 import platform
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -62,39 +36,9 @@ from .config import TrainConfig
 from .data import augment, load_dataset
 from .errors import EngineError
 from .grow import widen
+from .loss import denoising_loss, partners, sample_sigmas, stratified_sigmas
 from .network import BiasFreeNorm, UNet
 from .paths import writable_dir
-
-
-def _log_uniform(u: torch.Tensor, sigma_max: float) -> torch.Tensor:
-    return torch.exp(math.log(0.005) + u * (math.log(sigma_max) - math.log(0.005)))
-
-
-def sample_sigmas(n: int, sigma_max: float, gen: torch.Generator) -> torch.Tensor:
-    u = torch.rand(n, generator=gen)
-    log_uniform = _log_uniform(u, sigma_max)
-    uniform = torch.rand(n, generator=gen) * sigma_max
-    pick = torch.rand(n, generator=gen) < 0.5
-    return torch.where(pick, log_uniform, uniform)
-
-
-def stratified_sigmas(n: int, sigma_max: float, gen: torch.Generator) -> torch.Tensor:
-    """The same law as sample_sigmas, stratified: half the draws log-uniform and half uniform,
-    each spread over equal-probability strata. Grouped batches (pool > 1) have only a few
-    distinct sigmas; stratifying keeps every batch's noise levels - and so the batch
-    statistics of the bias-free norms - close to the law instead of all high or all low."""
-    k = n // 2
-    strata = lambda m: (torch.arange(m) + torch.rand(m, generator=gen)) / max(m, 1)
-    out = torch.cat([_log_uniform(strata(n - k), sigma_max), strata(k) * sigma_max])
-    return out[torch.randperm(n, generator=gen)]
-
-
-def loss_weights(sigma: torch.Tensor, sigma_data: float, sigma_min: float = 0.0) -> torch.Tensor:
-    """Per-image weight 1 + (sigma_data / sigma)^2 (module doc); all ones when sigma_data is 0.
-    Zero below sigma_min: a round that trains only the noise levels where the sampler's walk
-    decides the class, while the batch - and so the norms' statistics - keeps the usual law."""
-    w = 1 + (sigma_data / sigma.clamp_min(1e-3)) ** 2
-    return w * (sigma >= sigma_min)
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -103,17 +47,6 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.lr / 50 + (cfg.lr - cfg.lr / 50) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-
-def partners(labels: torch.Tensor, by_class: list[torch.Tensor], gen: torch.Generator) -> torch.Tensor:
-    """For each label, the index of a random training image of the same class."""
-    out = torch.empty_like(labels)
-    for c, idx in enumerate(by_class):
-        m = labels == c
-        k = int(m.sum())
-        if k:
-            out[m] = idx[torch.randint(len(idx), (k,), generator=gen)]
-    return out
 
 
 def machine() -> str:
@@ -355,10 +288,8 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
             ref = ref.contiguous(memory_format=torch.channels_last) if ref is not None else None
         for g in opt.param_groups:
             g["lr"] = learning_rate(cfg, step)
-        with autocast():
-            denoised, _ = net(y, reference=ref, pool=cfg.pool if guided else 1)
-        mse = ((denoised.float() - x) ** 2).mean(dim=(1, 2, 3))
-        loss = (loss_weights(sigma.flatten(), cfg.sigma_data, cfg.loss_sigma_min) * mse).mean()
+        loss, mse = denoising_loss(net, x, y, sigma, ref, cfg.pool if guided else 1, cfg.sigma_data,
+                                   cfg.loss_sigma_min, autocast)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -49,3 +49,21 @@ def tiny_mixture(tiny_mixture_dir):
 @pytest.fixture(autouse=True)
 def _few_threads():
     torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture
+def one_thread():
+    """One thread, as the pinned arrays (tests/data) were made: the same sums in the same order."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def pinned_differences(got: dict, path) -> list[str]:
+    """The names of the arrays of `got` that differ from those stored in `path` in any bit (or are
+    missing from either)."""
+    import numpy as np
+    want = np.load(path)
+    return sorted(set(got) ^ set(want.files)) + [k for k in want.files if k in got
+                                                  and not np.array_equal(got[k], want[k])]

@@ -146,7 +146,7 @@ def test_bad_checkpoints_give_clear_errors(tiny_fg_dir, tmp_path):
 
 def test_stratified_sigmas_cover_each_stratum_once():
     import math
-    from engine.train import stratified_sigmas
+    from engine.loss import stratified_sigmas
     s = stratified_sigmas(8, 1.2, torch.Generator().manual_seed(0))
     assert s.shape == (8,) and bool(((s > 0) & (s <= 1.2)).all())
     # 4 uniform draws land one in each quarter of [0, 1.2]; 4 log-uniform in each quarter of log range
@@ -157,7 +157,7 @@ def test_stratified_sigmas_cover_each_stratum_once():
 
 
 def test_loss_weights_meet_plain_mse_at_large_sigma():
-    from engine.train import loss_weights
+    from engine.loss import loss_weights
     sigma = torch.tensor([0.01, 0.25, 10.0])
     w = loss_weights(sigma, 0.25)
     # noise-prediction weight (sigma_data / sigma)^2 at small sigma, 2 at sigma_data, ~1 far above
@@ -166,7 +166,7 @@ def test_loss_weights_meet_plain_mse_at_large_sigma():
 
 
 def test_loss_weights_drop_the_noise_levels_below_the_floor():
-    from engine.train import loss_weights
+    from engine.loss import loss_weights
     sigma = torch.tensor([0.01, 0.1, 0.25])
     assert torch.equal(loss_weights(sigma, 0.0, 0.1), torch.tensor([0.0, 1.0, 1.0]))
     assert torch.allclose(loss_weights(sigma, 0.25, 0.2), torch.tensor([0.0, 0.0, 2.0]))

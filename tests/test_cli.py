@@ -148,7 +148,7 @@ def test_outputs_devices_sizes_and_numbers_are_checked_before_any_work(tmp_path,
     assert "a file stands" in error_line(capsys, "evaluate", *fg, "--out", tmp_path / "file" / "e.json")
     assert "unknown device 'tpu'" in error_line(capsys, "sample", *fg, "--class", "brick", "--device", "tpu",
                                                 "--out", tmp_path / "x.png")
-    assert "at most 1024" in error_line(capsys, "sample", *fg, "--class", "brick", "--n", 100000,
+    assert "in [1, 1024]" in error_line(capsys, "sample", *fg, "--class", "brick", "--n", 100000,
                                         "--out", tmp_path / "x.png")
     assert "GiB" in error_line(capsys, "dataset", "--name", "ovals", "--n-per-class", 10 ** 8,
                                "--out", tmp_path / "d.npz")
@@ -164,7 +164,7 @@ def test_outputs_devices_sizes_and_numbers_are_checked_before_any_work(tmp_path,
     assert "alpha must be" in error_line(capsys, "sample", *fg, "--interpolate", "brick", "grass",
                                          "--alpha", "nan", "--out", tmp_path / "x.png")
     assert "--alpha goes with --interpolate" in error_line(capsys, "sample", *fg, "--class", "brick",
-                                                           "--alpha", "nan", "--out", tmp_path / "x.png")
+                                                           "--alpha", 0.5, "--out", tmp_path / "x.png")
     assert "sigma* must lie between" in error_line(capsys, "sample", *fg, "--switch", "brick", "grass",
                                                    "--sigma-star", 100, "--out", tmp_path / "x.png")
     assert "--sigma0" in error_line(capsys, "sample", *fg, "--class", "brick", "--sigma0", "inf",
@@ -195,3 +195,25 @@ def test_weights_made_for_another_network_are_refused_in_one_line(tmp_path, tiny
     for args in (("centroids", "--checkpoint", tmp_path / "other.pt"),
                  ("sample", "--checkpoint", tmp_path / "other.pt", "--class", "brick", "--out", tmp_path / "x.png")):
         assert "weights do not match the network config" in error_line(capsys, *args)
+
+
+def test_flags_are_the_config_fields_with_their_limits(capsys):
+    """Each setting's flag is built from its config field: the same default, and a value outside
+    its limits is refused in the library's own words."""
+    from dataclasses import fields
+    from engine.cli import build_parser
+    from engine.config import ModelConfig, SamplerSettings, TrainConfig
+    from engine.errors import EngineError
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices
+    sample_defaults = {a.dest: a.default for a in sub["sample"]._actions}
+    for f in fields(SamplerSettings):
+        assert sample_defaults[f.name] == f.default
+    train_dests = {a.dest for a in sub["train"]._actions}
+    for cls in (TrainConfig, ModelConfig):
+        assert {f.name for f in fields(cls) if f.metadata.get("help")} <= train_dests
+    with pytest.raises(EngineError) as said:
+        SamplerSettings(beta=0.0)
+    assert str(said.value) in error_line(capsys, "sample", "--class", "a", "--beta", 0, "--out", "x.png")
+    with pytest.raises(EngineError) as said:
+        TrainConfig(ema=1.0)
+    assert str(said.value) in error_line(capsys, "train", "--ema", 1, "--out", "r")

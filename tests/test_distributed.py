@@ -85,7 +85,8 @@ def _children(pid: int) -> list[int]:
 
 def test_resume_under_torchrun_after_a_process_is_killed(tmp_path):
     from engine.checkpoint import load_checkpoint, read_file
-    from engine.sampler import run
+    from engine.config import SamplerSettings
+    from engine.sampler import ClassTarget, run
     out = tmp_path / "run"
     job = torchrun("-m", "engine", "train", *TINY, "--steps", "5000", "--checkpoint-every", "2", "--out", out,
                    wait=False)
@@ -105,8 +106,8 @@ def test_resume_under_torchrun_after_a_process_is_killed(tmp_path):
     assert f"resuming at step {stopped}" in r.stdout and r.stdout.count("resuming at step") == 1  # rank 0 speaks
     ckpt = load_checkpoint(out, device="cpu")
     assert ckpt.step == stopped + 4
-    x, _ = run(ckpt, None if ckpt.kind == "mixture" else __import__("engine.sampler").sampler.ClassTarget(
-        ckpt.classes[0]), n=2, max_steps=5)
+    target = None if ckpt.kind == "mixture" else ClassTarget(ckpt.classes[0])
+    x, _ = run(ckpt, target, n=2, settings=SamplerSettings(max_steps=5))
     assert x.shape == (2, 1, 16, 16) and torch.isfinite(x).all()
 
 
@@ -185,10 +186,11 @@ def test_streamed_folder_larger_than_the_budget_trains_without_loading_it_whole(
     assert large - half < budget, (large, half, budget)
 
     from engine.checkpoint import load_checkpoint
+    from engine.config import SamplerSettings
     from engine.sampler import ClassTarget, run
     ckpt = load_checkpoint(tmp_path / "run", device="cpu")
     assert ckpt.shape == (3, 16, 16) and len(ckpt.classes) == classes
-    x, _ = run(ckpt, ClassTarget("class0"), n=2, max_steps=5)
+    x, _ = run(ckpt, ClassTarget("class0"), n=2, settings=SamplerSettings(max_steps=5))
     assert x.shape == (2, 3, 16, 16)
 
 

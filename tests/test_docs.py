@@ -36,7 +36,7 @@ def subcommand_options() -> dict[str, set[str]]:
     return {name: {o for a in p._actions for o in a.option_strings} for name, p in sub.choices.items()}
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/analysis.md", "assets/MODEL_CARD.md"])
+@pytest.mark.parametrize("doc", ["README.md", "docs/analysis.md", "docs/method.md", "assets/MODEL_CARD.md"])
 def test_every_documented_command_uses_flags_its_subcommand_has(doc):
     commands = engine_commands((ROOT / doc).read_text())
     assert len(commands) >= 2                          # the training recipes and the examples
@@ -77,18 +77,19 @@ def test_readme_table_quotes_the_shipped_evaluation(key, label):
     assert f"{report[key]:.{digits}f}" in value, (row, report[key])
 
 
-SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))
+SCRIPTS = sorted((ROOT / "scripts").glob("*.py")) + sorted((ROOT / "experiments").glob("*.py"))
 DOCS = README + "".join((ROOT / p).read_text() for p in ("docs/analysis.md", "docs/app.md", "docs/model.md",
+                                                         "docs/method.md", "experiments/README.md",
                                                          "assets/MODEL_CARD.md"))
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_every_script_has_help_and_the_flags_the_docs_quote(script):
-    """README: the diagnostics in scripts/ each have --help; the docs quote them with flags they have."""
+    """README: the benchmark and the diagnostics each have --help; the docs quote them with flags they have."""
     import subprocess
     import sys
     r = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0 and "usage:" in r.stdout, r.stderr
-    quoted = re.findall(rf"python scripts/{script.name}((?: --?[\w-]+(?: [\w.,/]+)?)*)", DOCS)
+    quoted = re.findall(rf"python {script.parent.name}/{script.name}((?: --?[\w-]+(?: [\w.,/]+)?)*)", DOCS)
     for flag in {f for q in quoted for f in re.findall(r"--[\w-]+", q)}:
         assert flag in r.stdout, f"the docs quote {script.name} {flag}, which it does not have"

@@ -2,7 +2,8 @@ import numpy as np
 
 import pytest
 
-from engine.evaluate import generalisation_gap, kernel_distance, misreadings, noise_seen, write_card
+from engine.evaluate import generalisation_gap, misreadings, noise_seen, write_card
+from engine.metrics import kernel_distance
 
 
 class WhiteGaussian:

@@ -72,7 +72,7 @@ def test_settings_merge_recipe_then_cuda_then_stage_then_command_line(tmp_path):
 @pytest.mark.parametrize("text, said", [
     ("lr = 1e-3\nlearning_rate = 2", "unknown setting 'learning_rate'"),
     ("[model]\ndepth = 3", "unknown model setting(s) depth"),
-    ("lr = -1", "lr must be a positive number"),
+    ("lr = -1", "lr must be above 0, got -1"),
     ("[[stages]]\nsteps = 3", "distinct name"),
     ("lr = [", "not valid TOML"),
 ])

@@ -2,21 +2,21 @@ import pytest
 import torch
 
 from engine.errors import EngineError
-from engine.sampler import (ClassTarget, ImageTarget, Interpolation, SamplerSettings, Switch, Unconditional, guided,
-                            run, sample)
+from engine.config import SamplerSettings
+from engine.sampler import ClassTarget, ImageTarget, Interpolation, Switch, Unconditional, guided, run, sample, step
 
 
 def test_same_seed_same_samples_other_seed_other_samples(tiny_fg):
-    a, _ = run(tiny_fg, ClassTarget(tiny_fg.classes[1]), n=3, seed=5, max_steps=20)
-    b, _ = run(tiny_fg, ClassTarget(tiny_fg.classes[1]), n=3, seed=5, max_steps=20)
-    c, _ = run(tiny_fg, ClassTarget(tiny_fg.classes[1]), n=3, seed=6, max_steps=20)
+    a, _ = run(tiny_fg, ClassTarget(tiny_fg.classes[1]), n=3, seed=5, settings=SamplerSettings(max_steps=20))
+    b, _ = run(tiny_fg, ClassTarget(tiny_fg.classes[1]), n=3, seed=5, settings=SamplerSettings(max_steps=20))
+    c, _ = run(tiny_fg, ClassTarget(tiny_fg.classes[1]), n=3, seed=6, settings=SamplerSettings(max_steps=20))
     assert torch.equal(a, b)
     assert not torch.allclose(a, c)
 
 
 def test_image_i_does_not_depend_on_batch_size(tiny_fg):
-    one, _ = run(tiny_fg, ClassTarget(0), n=1, seed=2, max_steps=15)
-    four, _ = run(tiny_fg, ClassTarget(0), n=4, seed=2, max_steps=15)
+    one, _ = run(tiny_fg, ClassTarget(0), n=1, seed=2, settings=SamplerSettings(max_steps=15))
+    four, _ = run(tiny_fg, ClassTarget(0), n=4, seed=2, settings=SamplerSettings(max_steps=15))
     assert torch.allclose(one[0], four[0], atol=1e-4)
 
 
@@ -40,7 +40,7 @@ def test_steps_record_the_trajectory_and_stop(tiny_fg):
 
 def test_stopped_images_are_frozen(tiny_fg):
     # a large sigma_L stops every image after its first steps
-    steps = list(sample(tiny_fg, ClassTarget(0), n=3, seed=1, sigma_L=0.9, max_steps=50))
+    steps = list(sample(tiny_fg, ClassTarget(0), n=3, seed=1, settings=SamplerSettings(sigma_L=0.9, max_steps=50)))
     body = steps[1:-1]
     assert len(body) < 50
     for prev, cur in zip(body, body[1:]):
@@ -71,9 +71,9 @@ def test_guidance_extrapolates_from_the_mixture_centroid(tiny_fg):
     # g: the interpolation from the centre to the target at alpha = 1 + g
     assert torch.allclose(guided(tiny_fg, phi, sigma, 0.5), 1.5 * phi - 0.5 * centre, atol=1e-6)
     # in the sampler: g > 0 changes the samples, reproducibly
-    zero, _ = run(tiny_fg, ClassTarget(1), n=2, seed=3, max_steps=12, guidance=0.0)
-    g1, _ = run(tiny_fg, ClassTarget(1), n=2, seed=3, max_steps=12, guidance=1.0)
-    g2, _ = run(tiny_fg, ClassTarget(1), n=2, seed=3, max_steps=12, guidance=1.0)
+    zero, _ = run(tiny_fg, ClassTarget(1), n=2, seed=3, settings=SamplerSettings(max_steps=12, guidance=0.0))
+    g1, _ = run(tiny_fg, ClassTarget(1), n=2, seed=3, settings=SamplerSettings(max_steps=12, guidance=1.0))
+    g2, _ = run(tiny_fg, ClassTarget(1), n=2, seed=3, settings=SamplerSettings(max_steps=12, guidance=1.0))
     assert torch.equal(g1, g2) and not torch.allclose(zero, g1)
     with pytest.raises(EngineError, match="guidance"):
         SamplerSettings(guidance=-0.5)
@@ -81,10 +81,11 @@ def test_guidance_extrapolates_from_the_mixture_centroid(tiny_fg):
 
 def test_epsilon_scaling_divides_the_residual_above_its_sigma(tiny_fg):
     """Epsilon scaling: while sigma > eps_scale_sigma the step uses (f - y) / lambda, and the
-    noise estimate it reads is lambda times lower; below it the walk is DESIGN.md's."""
-    common = dict(n=2, seed=4, max_steps=6, record=True)
-    _, plain = run(tiny_fg, ClassTarget(1), eps_scale=1.0, **common)
-    _, scaled = run(tiny_fg, ClassTarget(1), eps_scale=1.25, eps_scale_sigma=0.0, **common)
+    noise estimate it reads is lambda times lower; below it the walk is the paper's."""
+    common = dict(n=2, seed=4, record=True)
+    _, plain = run(tiny_fg, ClassTarget(1), **common, settings=SamplerSettings(max_steps=6, eps_scale=1.0))
+    _, scaled = run(tiny_fg, ClassTarget(1), **common,
+                    settings=SamplerSettings(max_steps=6, eps_scale=1.25, eps_scale_sigma=0.0))
     # the same y_0, so the same first denoiser call; its residual read 1.25 times smaller
     assert torch.equal(plain[1].denoised, scaled[1].denoised)
     assert torch.allclose(scaled[1].sigma * 1.25, plain[1].sigma, rtol=1e-5)
@@ -92,7 +93,8 @@ def test_epsilon_scaling_divides_the_residual_above_its_sigma(tiny_fg):
     # y_1 - y_0 = h d / lambda + gamma z, gamma proportional to the estimate: 1 / lambda of the plain one
     assert torch.allclose(step_scaled, step_plain / 1.25, atol=1e-5)
     # a threshold above sigma_0 never scales: the walk is the plain one, bit for bit
-    never, _ = run(tiny_fg, ClassTarget(1), n=2, seed=4, max_steps=6, eps_scale=1.25, eps_scale_sigma=5.0)
+    never, _ = run(tiny_fg, ClassTarget(1), n=2, seed=4,
+                   settings=SamplerSettings(max_steps=6, eps_scale=1.25, eps_scale_sigma=5.0))
     assert torch.equal(never, plain[-1].denoised)
     for bad in (dict(eps_scale=0.9), dict(eps_scale=float("nan")), dict(eps_scale=3.0),
                 dict(eps_scale_sigma=-1.0), dict(eps_scale_sigma=float("nan"))):
@@ -102,14 +104,14 @@ def test_epsilon_scaling_divides_the_residual_above_its_sigma(tiny_fg):
 
 def test_image_target_reproduces_and_counts_evaluations(tiny_fg):
     imgs = torch.rand(2, *tiny_fg.shape)
-    x1, s1 = run(tiny_fg, ImageTarget(imgs, seed=3), n=2, seed=0, max_steps=10, record=True)
-    x2, _ = run(tiny_fg, ImageTarget(imgs, seed=3), n=2, seed=0, max_steps=10)
+    x1, s1 = run(tiny_fg, ImageTarget(imgs, seed=3), n=2, seed=0, record=True, settings=SamplerSettings(max_steps=10))
+    x2, _ = run(tiny_fg, ImageTarget(imgs, seed=3), n=2, seed=0, settings=SamplerSettings(max_steps=10))
     assert torch.equal(x1, x2)
     # the images' table (2 images x 4 draws x the grid's sigmas) is built once and shared by the
     # two samples; after it, one evaluation per step, as for a class
     table = 2 * 4 * len(tiny_fg.centroids.sigmas)
     assert s1[0].nfe == table // 2 and s1[-1].nfe == table // 2 + len(s1) - 1
-    _, s3 = run(tiny_fg, ImageTarget(imgs, seed=3), n=3, seed=0, max_steps=10, record=True)
+    _, s3 = run(tiny_fg, ImageTarget(imgs, seed=3), n=3, seed=0, record=True, settings=SamplerSettings(max_steps=10))
     assert s3[0].nfe == -(-table // 3)                      # its share, rounded up
 
 
@@ -132,7 +134,7 @@ def test_conditioning_on_a_class_s_images_is_conditioning_on_the_class(tiny_fg):
 def test_mixture_cannot_be_conditioned(tiny_mixture):
     with pytest.raises(EngineError, match="mixture"):
         run(tiny_mixture, ClassTarget(0), n=1)
-    x, _ = run(tiny_mixture, Unconditional(), n=2, max_steps=5)
+    x, _ = run(tiny_mixture, Unconditional(), n=2, settings=SamplerSettings(max_steps=5))
     assert x.shape == (2, *tiny_mixture.shape)
 
 
@@ -172,3 +174,29 @@ def test_each_target_starts_at_its_own_mean_pixel(tiny_fg):
     diff = y0(ClassTarget(a)) - y0(ClassTarget(b))
     assert torch.allclose(diff, (tiny_fg.class_mean(a) - tiny_fg.class_mean(b)).expand_as(diff), atol=1e-5)
     assert torch.equal(y0(ClassTarget(a), start=tiny_fg.mean), y0(ClassTarget(b), start=tiny_fg.mean))
+
+
+def test_step_is_the_papers_update():
+    gen = torch.Generator().manual_seed(0)
+    y, f, z = (torch.randn(2, 1, 4, 4, generator=gen) for _ in range(3))
+    ones = torch.ones(2)
+    n_pixels = 16
+    # beta = 1: deterministic ascent, y_t = y + h_t d_t, and sigma_t the residual's RMS
+    y1, sigma1 = step(y, f, z, t=3, h0=0.1, beta=1.0, lam=ones)
+    h3 = 0.1 * 3 / (1 + 0.1 * 2)
+    assert torch.allclose(y1, y + h3 * (f - y))
+    assert torch.allclose(sigma1, (f - y).flatten(1).norm(dim=1) / n_pixels ** 0.5)
+    # beta < 1 adds gamma_t z_t; lambda divides the residual (and so sigma_t and gamma_t)
+    y2, sigma2 = step(y, f, z, t=3, h0=0.1, beta=0.5, lam=2 * ones)
+    gamma = (sigma1 / 2) * ((1 - 0.5 * h3) ** 2 - (1 - h3) ** 2) ** 0.5
+    assert torch.allclose(sigma2, sigma1 / 2)
+    assert torch.allclose(y2, y + h3 * (f - y) / 2 + gamma[:, None, None, None] * z)
+
+
+def test_run_shows_every_step_and_returns_the_final_one(tiny_fg):
+    seen = []
+    x, steps = run(tiny_fg, ClassTarget(0), n=2, seed=1, settings=SamplerSettings(max_steps=8), on_step=seen.append)
+    assert seen[0].t == 0 and seen[-1].final and len(seen) >= 3
+    assert len(steps) == 1 and steps[0] is seen[-1] and torch.equal(x, seen[-1].denoised)
+    _, recorded = run(tiny_fg, ClassTarget(0), n=2, seed=1, settings=SamplerSettings(max_steps=8), record=True)
+    assert [s.t for s in recorded] == [s.t for s in seen]

@@ -1,6 +1,6 @@
 """Does a feature-guided run use its conditioning, and does it denoise at every noise level?
 
-    python scripts/conditioning_check.py RUN [--mixture assets/mixture] [--png samples.png]
+    python experiments/conditioning_check.py RUN [--mixture assets/mixture] [--png samples.png]
 
 Prints, on the first 20 held-out crops of each class, the PSNR of f(y, centroid of the true
 class), of f(y, centroid of another class) and of the mixture model at sigma 0.01 .. 1.0, then
@@ -11,20 +11,17 @@ the full figures.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.checkpoint import DEFAULT_MIXTURE, load_checkpoint  # noqa: E402
-from engine.classifier import load_classifier  # noqa: E402
-from engine.data import load_dataset  # noqa: E402
-from engine.evaluate import psnr  # noqa: E402
-from engine.grid import save_grid  # noqa: E402
-from engine.sampler import ClassTarget, run  # noqa: E402
+from engine.checkpoint import DEFAULT_MIXTURE, load_checkpoint
+from engine.classifier import load_classifier
+from engine.data import load_dataset
+from engine.metrics import psnr
+from engine.grid import save_grid
+from engine.sampler import ClassTarget, run
 
 SIGMAS = (0.01, 0.05, 0.1, 0.5, 1.0)
 

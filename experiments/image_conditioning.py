@@ -1,6 +1,6 @@
 """How well does conditioning on images give samples of the images' class, and at what cost?
 
-    python scripts/image_conditioning.py [--checkpoint assets/feature_guided] [--groups 4]
+    python experiments/image_conditioning.py [--checkpoint assets/feature_guided] [--groups 4]
         [--samples 8] [--images 1,4] [--per-step] [--split test]
 
 For each class, `--groups` disjoint random sets of K held-out test crops (K from `--images`;
@@ -9,25 +9,23 @@ the images' centroid table, built once per run); the independent classifier read
 Prints, per K, the accuracy per class, what the misread samples were read as, and the network
 evaluations per sample. The class centroid (ClassTarget) on the same seeds is the reference.
 `--per-step` also measures the target the sampler used before the table: phi of one fresh noisy
-copy of each image at every step (K more evaluations per sample per step). README, "Conditioning on images", quotes this script.
+copy of each image at every step (K more evaluations per sample per step). docs/method.md,
+"Conditioning on images", quotes this script.
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
-from engine.classifier import load_classifier  # noqa: E402
-from engine.data import load_dataset  # noqa: E402
-from engine.sampler import ClassTarget, ImageTarget, run  # noqa: E402
+from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from engine.classifier import load_classifier
+from engine.data import load_dataset
+from engine.sampler import ClassTarget, ImageTarget, run
 
 
 class PerStepImages(ImageTarget):

@@ -1,6 +1,6 @@
 """How much does a grown network use its new channels?
 
-    python scripts/grown_weights.py [RUN ...] [--old-widths 24,48,96]
+    python experiments/grown_weights.py [RUN ...] [--old-widths 24,48,96]
 
 For each convolution of a network grown with `train --init --widths` (engine/grow.py): the RMS of
 the weights from the new input channels into the old output channels - zero when it was grown -
@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.checkpoint import DEFAULT_CHECKPOINT, DEFAULT_MIXTURE, load_checkpoint  # noqa: E402
-from engine.errors import EngineError  # noqa: E402
-from engine.grow import new_channel_use  # noqa: E402
+from engine.checkpoint import DEFAULT_CHECKPOINT, DEFAULT_MIXTURE, load_checkpoint
+from engine.errors import EngineError
+from engine.grow import new_channel_use
 
 
 def main() -> int:

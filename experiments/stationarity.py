@@ -2,8 +2,8 @@
 spatial averages of a crop's features (phi) point to its own class, and whether the classes differ
 by texture rather than by brightness.
 
-    python scripts/stationarity.py [--dataset textures] [--checkpoint RUN] [--sigma 0.05] [--per-class 150]
-    python scripts/stationarity.py --dataset textures-v1 --candidates
+    python experiments/stationarity.py [--dataset textures] [--checkpoint RUN] [--sigma 0.05] [--per-class 150]
+    python experiments/stationarity.py --dataset textures-v1 --candidates
 
 For every class, on held-out crops:
 - the spread over crops of each crop's mean pixel: near zero for a stationary texture, whose every
@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.checkpoint import DEFAULT_CHECKPOINT, DEFAULT_MIXTURE, load_checkpoint  # noqa: E402
-from engine.classifier import SmallCNN  # noqa: E402
-from engine.data import (TEXTURES, TEXTURES_V1, TextureSource, _skimage, _sklearn,  # noqa: E402
+from engine.checkpoint import DEFAULT_CHECKPOINT, DEFAULT_MIXTURE, load_checkpoint
+from engine.classifier import SmallCNN
+from engine.data import (TEXTURES, TEXTURES_V1, TextureSource, _skimage, _sklearn,
                          crops_from)
-from engine.errors import EngineError  # noqa: E402
+from engine.errors import EngineError
 
 TABLES = {"textures": TEXTURES, "textures-v1": TEXTURES_V1}
 

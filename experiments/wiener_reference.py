@@ -1,11 +1,11 @@
 """How much can knowing the class gain in denoising, for a linear estimator?
 
-    python scripts/wiener_reference.py [--per-class 100] [--samples 32]
+    python experiments/wiener_reference.py [--per-class 100] [--samples 32]
 
 The optimal linear (Wiener) denoiser of a density with mean mu and covariance C is
 x_hat = mu + C (C + sigma^2 I)^-1 (y - mu). Fitted on the training crops of `textures` - once on
 all classes (the mixture) and once per class (correct and a wrong class, c + 3 mod K, as in
-scripts/conditioning_check.py) - and applied to held-out crops, it gives a reference for the PSNR
+experiments/conditioning_check.py) - and applied to held-out crops, it gives a reference for the PSNR
 gain of conditioning at large sigma, where the best denoiser is close to linear.
 
 The same Gaussians are also the simplest *generative* reference: `--samples N` draws N images
@@ -21,19 +21,16 @@ the gap between the model's samples and real crops; the rest is the network's.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.checkpoint import load_checkpoint  # noqa: E402
-from engine.classifier import load_classifier  # noqa: E402
-from engine.data import load_dataset  # noqa: E402
-from engine.evaluate import psnr as image_psnr  # noqa: E402
-from engine.sampler import ClassTarget, run  # noqa: E402
+from engine.checkpoint import load_checkpoint
+from engine.classifier import load_classifier
+from engine.data import load_dataset
+from engine.metrics import psnr as image_psnr
+from engine.sampler import ClassTarget, run
 
 SIGMAS = (0.1, 0.5, 1.0)
 

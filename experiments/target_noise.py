@@ -1,6 +1,6 @@
 """Is the small large-sigma gain a mismatch between training targets and the sampler's?
 
-    python scripts/target_noise.py [--checkpoint assets/feature_guided] [--mixture assets/mixture]
+    python experiments/target_noise.py [--checkpoint assets/feature_guided] [--mixture assets/mixture]
 
 The network is trained on targets that are the mean phi of `pool` noisy partners (train.py), but
 the sampler and the analyses condition it on the centroid table (256 images per class). If the
@@ -13,17 +13,14 @@ centroid; the mean phi of 1, 4 or 16 noisy training images of the true class at 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.checkpoint import DEFAULT_CHECKPOINT, DEFAULT_MIXTURE, load_checkpoint  # noqa: E402
-from engine.data import load_dataset  # noqa: E402
-from engine.evaluate import psnr  # noqa: E402
+from engine.checkpoint import DEFAULT_CHECKPOINT, DEFAULT_MIXTURE, load_checkpoint
+from engine.data import load_dataset
+from engine.metrics import psnr
 
 SIGMAS = (0.1, 0.5, 1.0)
 POOLS = (1, 4, 16)

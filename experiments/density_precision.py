@@ -1,6 +1,6 @@
 """How precise is the density-distance estimate (docs/analysis.md, fig 5)?
 
-    python scripts/density_precision.py [--checkpoint assets/feature_guided]
+    python experiments/density_precision.py [--checkpoint assets/feature_guided]
 
 Estimates D(c, c') for all class pairs three times - the default first 12 held-out images of
 each class (noise seed 0), the next 12 with other noise (seed 1), and 36 images (seed 2) - and
@@ -11,16 +11,13 @@ About 2 minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.analysis import DENSITY_PER_CLASS, density_distance  # noqa: E402
-from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint  # noqa: E402
-from engine.data import load_dataset  # noqa: E402
+from engine.analysis import DENSITY_PER_CLASS, density_distance
+from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from engine.data import load_dataset
 
 
 def main() -> None:

@@ -1,0 +1,47 @@
+"""A few training steps, pinned bit for bit: the batch MSE of every step and the final weights'
+sum, for a feature-guided run (pooled partners, weighted loss) and a mixture run. A refactoring
+of the loss, the training loop or the network must leave them equal; a deliberate change
+rewrites tests/data/pinned_training.npz with
+
+    python tests/test_pinned_training.py --write
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from conftest import pinned_differences
+
+from engine.config import ModelConfig, TrainConfig
+from engine.train import train
+
+PINNED = Path(__file__).resolve().parent / "data" / "pinned_training.npz"
+RUNS = {"feature_guided": dict(kind="feature_guided", pool=4, sigma_data=0.05, loss_sigma_min=0.02),
+        "mixture": dict(kind="mixture")}
+
+
+def trace(out: Path) -> dict[str, np.ndarray]:
+    got = {}
+    for name, kw in RUNS.items():
+        cfg = TrainConfig(dataset="ovals", steps=6, batch=8, n_per_class=16, checkpoint_every=100, device="cpu",
+                          model=ModelConfig(widths=(8, 16), size=16, matched_blocks=("mid", "dec1")), **kw)
+        mse = []
+        path = train(cfg, out / name, log=lambda *a: None, progress=False, on_step=lambda s, v: mse.append(v))
+        weights = torch.load(path, weights_only=False)["model"]
+        got[f"{name}/mse"] = np.array(mse)
+        got[f"{name}/weights"] = np.array([float(w.double().sum()) for w in weights.values()])
+    return got
+
+
+def test_a_few_training_steps_are_the_pinned_ones(one_thread, tmp_path):
+    assert not pinned_differences(trace(tmp_path), PINNED)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    import tempfile
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as d:
+        np.savez(PINNED, **trace(Path(d)))
+    print(f"wrote {PINNED}")
