@@ -21,14 +21,17 @@ T_START = time.perf_counter()
 def parse_args(argv=None) -> argparse.Namespace:
     from engine.cli import whole_number
     p = argparse.ArgumentParser(description="Feature-guided score diffusion explorer (gradio app).")
-    p.add_argument("--checkpoint", default=None,
-                   help="feature-guided run folder or .pt file (default: the shipped assets/feature_guided)")
+    p.add_argument("--checkpoint", action="append", default=None,
+                   help="feature-guided run folder or .pt file; repeat to offer several in the page's model "
+                   "picker (default: the shipped assets/feature_guided and every feature-guided run under runs/)")
     p.add_argument("--mixture", default=None,
                    help="mixture (unconditional) run folder for the comparisons (default: the shipped "
-                   "assets/mixture when --checkpoint is the default, else none)")
+                   "assets/mixture for the shipped model; for a run, the matching mixture run if any, else the "
+                   "shipped one when trained on the same data)")
     p.add_argument("--atlas", default=None,
-                   help="atlas folder (default: assets/atlas for the shipped models; for another checkpoint "
-                   "DIR/atlas, built in the background and saved there when missing)")
+                   help="atlas folder of the first model (default: assets/atlas for the shipped models; for "
+                   "another checkpoint DIR/atlas, built in the background and saved there when missing)")
+    p.add_argument("--no-runs", action="store_true", help="do not offer the runs found under runs/ in the picker")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=whole_number(1, 65535), default=7860, help="port (default 7860)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
@@ -41,44 +44,73 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load(args):
-    """The checkpoints and the atlas holder the app serves."""
+def find_runs(root) -> list:
+    """model.pt files of feature-guided runs under root (runs/NAME/model.pt, runs/NAME/stages/S/model.pt)."""
     from pathlib import Path
 
-    from app.context import FG, MIXTURE, AtlasHolder
-    from engine.atlas import DEFAULT_ATLAS, Atlas
-    from engine.checkpoint import DEFAULT_MIXTURE, load_checkpoint
-    from engine.errors import EngineError
-
-    log = logging.getLogger("app")
-    fg = load_checkpoint(args.checkpoint, args.device)
-    mixture = None
-    if args.mixture:
-        mixture = load_checkpoint(args.mixture, args.device)
-    elif args.checkpoint is None:
+    import torch
+    found = []
+    root = Path(root)
+    if not root.is_dir():
+        return found
+    for path in sorted(list(root.glob("*/model.pt")) + list(root.glob("*/stages/*/model.pt"))):
         try:
-            mixture = load_checkpoint(DEFAULT_MIXTURE, args.device)
-        except EngineError as e:
-            log.warning("no mixture model: %s", e)
-    checkpoints = {FG: fg, **({MIXTURE: mixture} if mixture is not None else {})}
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            tc = state["train_config"]
+            kind = tc.get("kind") or tc["model"].get("kind")
+            if kind == "feature_guided" and state.get("centroids"):
+                found.append(path)
+        except Exception:                     # unreadable or not a checkpoint: not offered
+            continue
+    return found
 
-    if args.atlas:
-        atlas = Atlas.load(args.atlas)
-        save_to = None
+
+def mixture_for(run) -> "Path | None":
+    """The mixture run beside a feature-guided one: the same path with feature_guided -> mixture."""
+    from pathlib import Path
+    text = str(run)
+    if "feature_guided" not in text:
+        return None
+    other = Path(text.replace("feature_guided", "mixture"))
+    return other if other.is_file() else None
+
+
+def sources(args) -> list:
+    """The model picker's entries: --checkpoint ones (or the shipped model), then runs/."""
+    from pathlib import Path
+
+    from app.context import ModelSource, shown_path
+    from engine.atlas import DEFAULT_ATLAS
+    from engine.checkpoint import DEFAULT_CHECKPOINT, DEFAULT_MIXTURE
+    out = []
+    if args.checkpoint:
+        for k, ck in enumerate(args.checkpoint):
+            folder = Path(ck) if Path(ck).is_dir() else Path(ck).parent
+            atlas = args.atlas if (k == 0 and args.atlas) else folder / "atlas"
+            out.append(ModelSource(ck, args.mixture or mixture_for(Path(ck) / "model.pt" if Path(ck).is_dir() else ck),
+                                   atlas, save_to=None if (k == 0 and args.atlas) else folder / "atlas",
+                                   atlas_given=bool(k == 0 and args.atlas)))
     else:
-        folder = DEFAULT_ATLAS if args.checkpoint is None else Path(fg.path).parent / "atlas"
-        save_to = None if args.checkpoint is None else folder     # never write into assets/
-        try:
-            atlas = Atlas.load(folder)
-        except EngineError:
-            atlas = None
-    if atlas is not None and not atlas.matches(checkpoints):
-        if args.atlas:
-            log.warning("the atlas %s was built from other checkpoints; its maps may not match", args.atlas)
-        else:
-            log.warning("the atlas was built from other checkpoints; rebuilding it in the background")
-            atlas = None
-    return fg, mixture, AtlasHolder(checkpoints, atlas, save_to=save_to, warm=not args.no_umap)
+        out.append(ModelSource(None, args.mixture or DEFAULT_MIXTURE, args.atlas or DEFAULT_ATLAS,
+                               label=f"shipped ({shown_path(Path(DEFAULT_CHECKPOINT))})",
+                               atlas_given=bool(args.atlas)))
+    if not args.no_runs:
+        from app.context import ROOT
+        seen = {str(Path(s.checkpoint).resolve()) for s in out if s.checkpoint}
+        for run in find_runs(ROOT / "runs"):
+            if str(run.resolve()) in seen or str(run.parent.resolve()) in seen:
+                continue
+            out.append(ModelSource(run, mixture_for(run) or DEFAULT_MIXTURE, run.parent / "atlas",
+                                   save_to=run.parent / "atlas"))
+    return out
+
+
+def load(args):
+    """The registry of models the app serves, its first model loaded (the rest on first use)."""
+    from app.context import Registry
+    reg = Registry(sources(args), warm_umap=not args.no_umap, device=args.device)
+    reg.loaded[reg.default] = reg._load(reg.sources[reg.default])
+    return reg
 
 
 def main(argv=None) -> int:
@@ -92,11 +124,9 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        fg, mixture, holder = load(args)
-        from app.context import Context
-        Context(fg, mixture, holder)        # refuse unusable models before importing gradio
-        from app import create_demo, launch_kwargs
-        demo = create_demo(fg, mixture, holder, engine_concurrency=args.concurrency, max_queue=args.queue)
+        registry = load(args)
+        from app import create_app, launch_kwargs
+        demo = create_app(registry, engine_concurrency=args.concurrency, max_queue=args.queue)
     except EngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

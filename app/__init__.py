@@ -16,16 +16,24 @@ def create_demo(fg, mixture=None, atlas=None, classifier=None, engine_concurrenc
     background from the checkpoints. classifier: an engine.classifier.Classifier, or None to
     load (or train and cache) it in the background. Launch with `demo.launch(**launch_kwargs())`.
     """
-    from .context import FG, MIXTURE, AtlasHolder, ClassifierHolder, Context
-    from .layout import build_app
+    from .context import FG, MIXTURE, AtlasHolder, ClassifierHolder, Context, Registry
     checkpoints = {FG: fg, **({MIXTURE: mixture} if mixture is not None else {})}
     holder = atlas if isinstance(atlas, AtlasHolder) else \
         AtlasHolder(checkpoints, atlas, per_class=atlas_per_class, warm=warm_umap)
     ctx = Context(fg, mixture, holder, ClassifierHolder(fg, classifier))
-    demo = build_app(ctx, engine_concurrency, max_queue)
-    demo.ctx = ctx
+    registry = Registry(loaded={ctx.label: ctx}, warm_umap=warm_umap, per_class=atlas_per_class)
+    return create_app(registry, engine_concurrency, max_queue, start_background)
+
+
+def create_app(registry, engine_concurrency: int = 1, max_queue: int = 32, start_background: bool = True):
+    """A ready-to-launch gr.Blocks serving the models of an app.context.Registry (the page's
+    model picker); its first model is prepared in the background at once."""
+    from .layout import build_app
+    demo = build_app(registry, engine_concurrency, max_queue)
+    demo.registry = registry
+    demo.ctx = registry.context()
     if start_background:               # after the page is built: its imports are done by then
-        ctx.start_background()
+        demo.ctx.start_background()
     return demo
 
 
@@ -35,4 +43,4 @@ def launch_kwargs(host: str = "127.0.0.1", port: int = 7860, **over) -> dict:
     return kw(host, port, **over)
 
 
-__all__ = ["create_demo", "launch_kwargs"]
+__all__ = ["create_app", "create_demo", "launch_kwargs"]

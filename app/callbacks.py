@@ -16,12 +16,12 @@ import gradio as gr
 import numpy as np
 import torch
 
-from engine import analysis
-from engine.atlas import noisy_phi
+from engine import analysis, measures
+from engine.atlas import ALL, noisy_phi
+from engine.config import SamplerSettings
+from engine.config import check_seed as engine_check_seed
 from engine.errors import EngineError
-from engine.sampler import (ClassTarget, ImageTarget, Interpolation, SamplerSettings, Switch, Unconditional,
-                            sample)
-from engine.sampler import check_seed as engine_check_seed
+from engine.sampler import ClassTarget, ImageTarget, Interpolation, Switch, Unconditional, sample
 
 from . import figures, imaging, runs
 from .context import FG, Context
@@ -29,9 +29,22 @@ from .errors import user_errors
 
 CLASS, IMAGES, MIXTURE_MODE = "class", "uploaded images", "mixture model (unconditional)"
 BLEND, SWITCH = "blend", "switch"
+PATH_SAMPLES, PATH_STEPS = 4, 6      # the path picture at the end of a run: samples x noise levels
 FRAME_SECONDS = 0.25          # stream a picture at most this often (the sampler runs faster)
 MAX_SAMPLES = 64
 MAX_UPLOADS = 16
+
+
+def correlation_words(r: float, rho: float) -> str:
+    """How strong a correlation is, in words (|r| < 0.3 weak, < 0.6 moderate, else strong)."""
+    if not math.isfinite(r):
+        return "no correlation can be computed (fewer than three pairs, or constant distances)"
+    strength = "weak" if abs(r) < 0.3 else "moderate" if abs(r) < 0.6 else "strong"
+    sign = "positive" if r > 0 else "negative"
+    return (f"a {strength} {sign} correlation (Pearson r = {r:.2f}, Spearman rho = {rho:.2f}): "
+            + ("the two distances rank the pairs alike" if strength == "strong" else
+               "the centroid distance predicts only part of the density distance here; other layers or "
+               "sigmas may follow it better"))
 
 
 class FrameRecorder:
@@ -47,6 +60,15 @@ class FrameRecorder:
             self.kept = self.kept[::2]
             self.stride *= 2
 
+    def path(self, rows: int = PATH_SAMPLES, cols: int = PATH_STEPS) -> tuple[np.ndarray, list[float]]:
+        """y_t of the first `rows` samples at `cols` kept steps from the first to the last: one row per
+        sample, noise falling left to right (no captions in the pixels; the sigmas are returned)."""
+        pick = sorted(set(np.linspace(0, len(self.kept) - 1, cols).round().astype(int).tolist()))
+        n = min(rows, self.kept[0][1].shape[0])
+        cells = np.stack([self.kept[k][1][:n] for k in pick], 1)        # (n, cols, C, H, W)
+        return imaging.grid(cells.reshape(-1, *cells.shape[2:]), ncol=len(pick), scale=2), \
+            [self.kept[k][3] for k in pick]
+
     def frames(self) -> list[np.ndarray]:
         return [imaging.labelled_row([imaging.grid(y, px=300), imaging.grid(d, px=300)],
                                      [f"y_t   step {t}   sigma {s:.3f}", "f(y_t)"]) for t, y, d, s in self.kept]
@@ -58,6 +80,15 @@ def progress_fraction(sigma: float, settings: SamplerSettings) -> float:
         return 1.0
     f = math.log(settings.sigma_0 / sigma) / math.log(settings.sigma_0 / settings.sigma_L)
     return min(1.0, max(0.0, f))
+
+
+GRID_PX = 420          # a 4 x 4 grid of 32-pixel samples at 3x: 96 pixels each
+
+
+def markdown_bold(text: str) -> str:
+    """**x** -> <b>x</b>, for a line of markdown put into the status HTML."""
+    import re
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
 
 
 def status_html(text: str, fraction: float | None = None, kind: str = "") -> str:
@@ -134,28 +165,69 @@ class Views:
         return str(name)
 
     def read_uploads(self, files) -> tuple[np.ndarray, list[str]]:
+        """Every uploaded file read and fitted to the model's size; a refusal names every bad file."""
         paths = file_list(files)
         if not paths:
             raise EngineError("upload one or more conditioning images first (or condition on a class)")
         if len(paths) > MAX_UPLOADS:
             raise EngineError(f"{len(paths)} images uploaded; condition on at most {MAX_UPLOADS}")
         c, _, size = self.ctx.fg.shape
-        return (np.stack([imaging.read_upload(p, c, size) for p in paths]),
-                [imaging.upload_name(p) for p in paths])
+        arrays, refused = [], []
+        for p in paths:
+            try:
+                arrays.append(imaging.read_upload(p, c, size))
+            except EngineError as e:
+                refused.append(str(e))
+        if refused:
+            many = len(refused) > 1
+            advice = "; use a PNG, JPEG, BMP, GIF, TIFF or WebP file"
+            said = [r.replace(advice, "") for r in refused]
+            raise EngineError(("; ".join(said)) + (f" ({len(refused)} of {len(paths)} files refused)" if many else "")
+                              + ". Remove " + ("them" if many else "it") + " and upload PNG, JPEG, BMP, GIF, TIFF or "
+                              "WebP images instead")
+        return np.stack(arrays), [imaging.upload_name(p) for p in paths]
+
+    def placement(self, arrays: np.ndarray) -> measures.Nearest | None:
+        """Where images' mean features lie against the class centroids (layer 'all', the atlas's
+        smallest sigma): the nearest class and the distance in units of that class's own spread."""
+        atlas = self.atlas_or_none()
+        if atlas is None or FG not in atlas.models:
+            return None
+        s = atlas.sigmas[0]
+        phi = noisy_phi(self.ctx.fg, np.ascontiguousarray(arrays, np.float32), s, seed=0)
+        ref = atlas.layer_phi(FG, ALL, s)
+        cents = atlas.layer_centroids(FG, ALL, s)
+        spreads = measures.class_spreads(ref, atlas.labels, cents)
+        return measures.nearest_centroid(phi.mean(0), cents, spreads)
+
+    def placement_text(self, near: measures.Nearest | None, what: str = "your images", short: bool = False) -> str:
+        if near is None:
+            return ""
+        name = self.ctx.classes[near.index]
+        if short:
+            return (f"**Far from every class** (nearest: {name}, at {near.ratio:.1f} times its spread)" if near.far
+                    else f"nearest class: **{name}** ({near.ratio:.1f} times its spread: within it)")
+        if near.far:
+            return (f"**Far from every class:** {what} lie nearest to {name}, at {near.ratio:.1f} times that "
+                    f"class's own spread (95% of its test images lie within 1); expect samples of whichever "
+                    "classes the features fall nearest, not copies of your images.")
+        return f"{what.capitalize()} lie nearest to **{name}** ({near.ratio:.1f} times its own spread: within the class)."
 
     # ------------------------------------------------------------------ /sample
     @user_errors
     def preview_uploads(self, images):
-        """The conditioning images as the model sees them (fitted to its size), or a clear refusal."""
+        """The conditioning images as the model sees them (fitted to its size; the page shows them where
+        the real images to compare go), with where their features lie, or a clear refusal."""
         paths = file_list(images)
         if not paths:
-            return [], ""
+            return None, ""
         try:
             arrays, names = self.read_uploads(paths)
         except EngineError as e:          # shown beside the upload, in the page; the server carries on
-            return [], f"**Refused:** {e}"
-        gallery = [(imaging.single(a, px=128), name) for a, name in zip(arrays, names)]
-        return gallery, f"{len(names)} conditioning image(s) read and fitted to {self.ctx.fg.shape[2]} pixels."
+            return None, f"**Refused:** {e}."
+        return imaging.grid(arrays, px=300), (
+            f"{len(names)} conditioning image(s) read and fitted to {self.ctx.fg.shape[2]} pixels (right); "
+            + self.placement_text(self.placement(arrays), short=True) + ".")
 
     @user_errors
     def sample(self, condition: str = CLASS, class_name: str = "", images=None, n: int = 16,
@@ -189,6 +261,7 @@ class Views:
         t0 = time.perf_counter()
         last_shown = -1.0
         frames = FrameRecorder()
+        where = self.placement_text(self.placement(arrays)) if arrays is not None else ""
         step = None
         compare = self.comparison(condition, class_name, arrays)
         for step in sample(ckpt, target, n=n, seed=seed, settings=settings):
@@ -204,33 +277,39 @@ class Views:
                 text = (f"conditioned on {what} &middot; <b>step {step.t}</b> &middot; &sigma; = {sig:.3f} &middot; {active} of {n} images "
                         f"still denoising &middot; {step.nfe} network evaluations per image &middot; "
                         f"{now - t0:.1f} s")
-                yield (imaging.grid(y), imaging.grid(d), status_html(text, progress_fraction(sig, settings)),
+                yield (imaging.grid(y, px=GRID_PX), imaging.grid(d, px=GRID_PX),
+                       status_html(text, progress_fraction(sig, settings)),
                        None, None, compare if step.t == 0 else gr.skip())
         seconds = time.perf_counter() - t0
+        steps = step.t - 1                         # updates of y_t; the last step is the final f(y_T)
         samples = imaging.as_array(step.denoised)
         counts = self.readings(samples)
         reading = {} if counts is None else {"classifier_reading": dict(counts.most_common())}
         record = runs.run_record(ckpt.path, target.describe() if condition != CLASS else
                                  {"mode": "class", "class": target.name}, n, seed, settings, names,
-                                 steps=step.t, nfe_per_image=step.nfe, seconds=round(seconds, 3),
-                                 device=str(ckpt.device), **reading)
+                                 steps=steps, nfe_per_image=step.nfe, seconds=round(seconds, 3),
+                                 device=str(ckpt.device), model=self.ctx.label, **reading)
         files = runs.write_downloads(self.ctx.new_run_dir(), samples, frames.frames(), record)
-        text = (f"<b>done</b>: {n} samples conditioned on {what} in {seconds:.1f} s &middot; {step.t - 1} steps &middot; "
-                f"{step.nfe} network evaluations per image &middot; seed {seed}<br>"
-                + self.reading_text(counts, n, target.name if condition == CLASS else None))
-        yield (imaging.grid(imaging.as_array(step.y)), imaging.grid(samples), status_html(text, 1.0, "done"),
-               imaging.grid(samples), files, gr.skip())
+        path, sigmas = frames.path()
+        text = (f"<b>done</b>: {n} samples conditioned on {what} in {seconds:.1f} s &middot; {steps} steps &middot; "
+                f"{step.nfe} network evaluations per image &middot; seed {seed} &middot; model {self.ctx.label}<br>"
+                + self.reading_text(counts, n, target.name if condition == CLASS else None)
+                + f" &middot; left: the path of the first {min(n, PATH_SAMPLES)} samples, &sigma; = "
+                + ", ".join(f"{v:.2g}" for v in sigmas) + " from left to right."
+                + (f"<br>{markdown_bold(where)}" if where else ""))
+        yield (path, imaging.grid(samples, px=GRID_PX), status_html(text, 1.0, "done"),
+               imaging.grid(samples, px=GRID_PX), files, gr.skip())
 
     def comparison(self, condition: str, class_name: str, uploads: np.ndarray | None) -> np.ndarray | None:
         """Real images to judge the samples against: held-out test crops of the class (of every
         class for the mixture model), or the conditioning images as the model sees them."""
         if condition == IMAGES:
-            return imaging.grid(uploads)
+            return imaging.grid(uploads, px=300)
         if condition == CLASS:
             crops = self.real_crops([class_name], 16)
         else:
             crops = self.real_crops(self.ctx.classes, 2)
-        return None if crops is None else imaging.grid(crops)
+        return None if crops is None else imaging.grid(crops, px=300)
 
     def real_crops(self, names: list[str], k: int) -> np.ndarray | None:
         """The first k held-out test crops of each named class, from the atlas (None while it is
@@ -269,7 +348,9 @@ class Views:
         Returns (figure, note). While the atlas is being prepared the figure says so."""
         atlas = self.atlas_or_none()
         if atlas is None:
-            return figures.message_figure(self.ctx.atlas.status()), self.ctx.atlas.status()
+            fig = figures.message_figure(self.ctx.atlas.status())
+            fig.update_layout(title=dict(text=f"{self.ctx.label}: the map is being prepared"))
+            return fig, self.ctx.atlas.status()
         if model not in atlas.models:
             raise EngineError(f"no '{model}' model in this atlas; it has {', '.join(atlas.models)}"
                               + ("" if self.ctx.mixture is not None else " (start the app with --mixture DIR)"))
@@ -277,7 +358,7 @@ class Views:
         emb = atlas.embedding(model, layer, sigma, method)
         s = atlas.sigmas[atlas.sigma_index(sigma)]
         name = "feature-guided" if model == FG else "mixture"
-        title = f"{name} model, layer {layer}, sigma = {s:g} ({emb.method.upper()})"
+        title = f"{self.ctx.label}: {name} model, layer {layer}, sigma = {s:g} ({emb.method.upper()})"
         fig = figures.map_figure(emb.coords, atlas.labels, atlas.classes, emb.centroids, title, emb.method)
         note = [f"{len(atlas.labels)} held-out test images, {len(atlas.classes)} classes; "
                 f"map: **{emb.method.upper()}**"]
@@ -290,17 +371,29 @@ class Views:
             ckpt = self.ctx.checkpoints[model]
             phi = noisy_phi(ckpt, x[None], s, seed=0)
             xy = atlas.place(model, layer, s, phi, method=emb.method)
-            figures.add_points(fig, xy, "your image", [imaging.upload_name(path)])
-            note.append(f"Your image ({imaging.upload_name(path)}) is the black star, placed by its features "
-                        f"phi(x + sigma z) at sigma = {s:g}.")
+            # far from every class: distance to the nearest centroid against that class's own spread
+            cents = atlas.layer_centroids(model, layer, s)
+            own = atlas.layer_phi(model, layer, s)
+            near = measures.nearest_centroid(atlas._slice(model, layer, phi)[0], cents,
+                                             measures.class_spreads(own, atlas.labels, cents))
+            nearest = atlas.classes[near.index]
+            label = imaging.upload_name(path) + (" (far from every class)" if near.far else "")
+            figures.add_points(fig, xy, "your image", [label], far=near.far)
+            note.append(f"Your image ({imaging.upload_name(path)}) is the star, placed by its features "
+                        f"phi(x + sigma z) at sigma = {s:g}: nearest centroid {nearest}, at {near.ratio:.1f} times "
+                        "that class's own spread (95% of its test images lie within 1)"
+                        + (". **It is unlike every class**: the map puts it beside its nearest neighbours, "
+                           "but it belongs to none of them." if near.far else "."))
         return fig, " ".join(note)
 
     @user_errors
     def class_images(self, class_name: str):
         """Up to 24 held-out test images of a class, for the gallery."""
         atlas = self.atlas_or_none()
-        if atlas is None or not class_name:
-            return [], ""
+        if not class_name:
+            return gr.skip(), gr.skip()             # cleared when a dot was clicked: keep its image
+        if atlas is None:
+            return [], self.ctx.atlas.status()
         c = atlas.classes.index(self.class_name(class_name))
         idx = np.nonzero(atlas.labels == c)[0][:24]
         return ([(imaging.single(atlas.images[i], px=96), f"#{i}") for i in idx],
@@ -310,8 +403,10 @@ class Views:
     def point_images(self, index):
         """One test image (clicked in the map, or typed) with its nearest classmates in the list."""
         atlas = self.atlas_or_none()
-        if atlas is None or index is None:
-            return [], ""
+        if index is None or str(index).strip() == "":
+            return gr.skip(), gr.skip()             # cleared when a class was chosen: keep its gallery
+        if atlas is None:
+            return [], self.ctx.atlas.status()
         i = whole(index, "test image number")
         if not 0 <= i < len(atlas.labels):
             raise EngineError(f"test image #{i} does not exist; the atlas has images #0 to #{len(atlas.labels) - 1}")
@@ -327,7 +422,7 @@ class Views:
         if atlas is None:
             return [], []
         idx = [int(i) for c in range(len(atlas.classes)) for i in np.nonzero(atlas.labels == c)[0][:per_class]]
-        return [(imaging.single(atlas.images[i], px=64), atlas.classes[atlas.labels[i]]) for i in idx], idx
+        return [(imaging.single(atlas.images[i], px=96), atlas.classes[atlas.labels[i]]) for i in idx], idx
 
     @user_errors
     def denoise(self, test_index: int = 0, image=None, sigma: float = 0.5, seed: int = 0):
@@ -359,22 +454,21 @@ class Views:
         p_mix = float(analysis.psnr(mixed[None], xt)[0]) if mix is not None else None
 
         px = 96
-        top = [(imaging.single(x, px), f"clean\n{fg.classes[true]}" if true is not None else "clean\n(yours)"),
-               (imaging.single(y[0], px), f"noisy\n{p_noisy:.1f} dB")]
+        outputs = [(imaging.single(x, px), f"clean: {fg.classes[true]}" if true is not None else "clean (yours)"),
+                   (imaging.single(y[0], px), f"noisy: {p_noisy:.1f} dB")]
         if mixed is not None:
-            top.append((imaging.single(mixed, px), f"mixture\n{p_mix:.1f} dB"))
-        guided = [(imaging.single(outs[q], px), f"{fg.classes[q]}{' (true)' if q == true else ''}\n"
-                                                 f"{p_cond[q]:.1f} dB") for q in range(k)]
-        picture = imaging.labelled_rows(
-            [top, guided], [f"noise sigma = {sigma:g} added; the mixture model's output",
-                            "feature-guided, conditioned on each class"], ncol=5)
-        fig = figures.psnr_bars(fg.classes, p_cond, true, p_mix, p_noisy, sigma)
+            outputs.append((imaging.single(mixed, px), f"mixture: {p_mix:.1f} dB"))
+        outputs += [(imaging.single(outs[q], px), f"{fg.classes[q]}{'*' if q == true else ''}: {p_cond[q]:.1f} dB")
+                    for q in range(k)]
+        fig = figures.psnr_gain(fg.classes, p_cond, true, p_mix, p_noisy, sigma, self.ctx.label)
         summary = {"image": source, "true_class": fg.classes[true] if true is not None else None,
                    "sigma": sigma, "seed": seed, "psnr_noisy": round(p_noisy, 3),
                    "psnr_mixture": None if p_mix is None else round(p_mix, 3),
                    "psnr_by_class": {name: round(float(v), 3) for name, v in zip(fg.classes, p_cond)},
-                   "best_class": fg.classes[int(np.argmax(p_cond))]}
-        return picture, fig, summary
+                   "gain_over_mixture_db": None if p_mix is None else
+                   {name: round(float(v) - p_mix, 3) for name, v in zip(fg.classes, p_cond)},
+                   "best_class": fg.classes[int(np.argmax(p_cond))], "model": self.ctx.label}
+        return outputs, fig, summary
 
     # ------------------------------------------------------------------ /interpolate
     def run_batch(self, target, n: int, seed: int, settings: SamplerSettings, progress=None,
@@ -399,6 +493,8 @@ class Views:
         """Samples for a blended target (mode "blend": (1 - alpha) A + alpha B) or a switched one
         (mode "switch": A while sigma > sigma_star, then B): (grid, classifier probabilities, summary)."""
         a, b = self.class_name(class_a, "class A"), self.class_name(class_b, "class B")
+        if a == b:
+            raise EngineError(f"class A and class B are both {a}; choose two different classes to interpolate")
         n, seed = check_count(n, 32), check_seed(seed)
         if mode == BLEND:
             alpha = number(alpha, "alpha")
@@ -419,12 +515,13 @@ class Views:
             fig = figures.message_figure(self.ctx.classifier.status(), height=330)
         else:
             fig = figures.probability_bars(probs, self.ctx.classes, [a, b],
-                                           f"Classifier's probabilities for these samples ({label})")
-        summary = (f"**{a}** to **{b}**, {label}: {n} samples, seed {seed}, {steps - 1} steps. "
+                                           f"Classifier's probabilities for these samples ({label})"
+                                           f"<br><sup>{self.ctx.label}</sup>")
+        summary = (f"**{a}** to **{b}**, {label}: {n} samples, seed {seed}, {steps - 1} steps, model {self.ctx.label}. "
                    + ("" if probs is None else
                       f"Mean probability of {a}: {probs[:, self.ctx.classes.index(a)].mean():.2f}, "
                       f"of {b}: {probs[:, self.ctx.classes.index(b)].mean():.2f}."))
-        return imaging.grid(samples, px=420), fig, summary
+        return imaging.grid(samples, ncol=4, px=GRID_PX), fig, summary
 
     @user_errors
     def interpolate_strip(self, class_a: str, class_b: str, n: int = 3, seed: int = 0,
@@ -432,18 +529,25 @@ class Views:
         """One column of n samples per alpha (engine.analysis.ALPHAS), same seed everywhere, with the
         classifier's mean probability of A and B against alpha: (strip picture, figure, table)."""
         a, b = self.class_name(class_a, "class A"), self.class_name(class_b, "class B")
+        if a == b:
+            raise EngineError(f"class A and class B are both {a}; choose two different classes to interpolate")
         n, seed = check_count(n, 8), check_seed(seed)
         clf = self.ctx.classifier.wait(progress)
         res = analysis.interpolation(self.ctx.fg, a, b, n=n, seed=seed, classifier=clf, progress=True)
-        columns = [imaging.grid(res.samples[i], ncol=1, px=90) for i in range(len(res.alphas))]
-        labels = [f"alpha {al:g}" for al in res.alphas]
+        columns = [res.samples[i] for i in range(len(res.alphas))]
         real_a, real_b = self.real_crops([a], n), self.real_crops([b], n)
         if real_a is not None:                    # real crops at both ends, to judge the strip by
-            columns = [imaging.grid(real_a, ncol=1, px=90), *columns, imaging.grid(real_b, ncol=1, px=90)]
-            labels = [f"real {a}", *labels, f"real {b}"]
-        strip = imaging.labelled_row(columns, labels, gap=6)
-        fig = figures.strip_probabilities(res.alphas, res.prob_a, res.prob_b, a, b)
+            columns = [real_a, *columns, real_b]
+        # one picture, no captions in its pixels: the page names the columns under it
+        cells = np.stack([c[:n] for c in columns], 1)                  # (n, columns, C, H, W)
+        strip = imaging.grid(cells.reshape(-1, *cells.shape[2:]), ncol=len(columns), scale=3)
+        fig = figures.strip_probabilities(res.alphas, res.prob_a, res.prob_b, a, b, self.ctx.label)
         return strip, fig, res.table()
+
+    def strip_columns(self, class_a: str, class_b: str, real: bool = True) -> str:
+        alphas = ", ".join(f"{v:g}" for v in analysis.ALPHAS)
+        return (f"Columns, left to right: {'real ' + class_a + ' | ' if real else ''}alpha = {alphas}"
+                f"{' | real ' + class_b if real else ''}; rows: seeds. Alpha 0 is {class_a}'s centroid, 1 is {class_b}'s.")
 
     # ------------------------------------------------------------------ /trajectories
     @user_errors
@@ -459,51 +563,31 @@ class Views:
         seed = check_seed(seed)
         settings = SamplerSettings()
         fg = self.ctx.fg
-        runs_ = []
-        for k, name in enumerate(names):
-            ys, ds, sig = [], [], []
-            step = None
-            # one y_0 for every target (the data mean, not each class's): only the targets differ
-            for step in sample(fg, ClassTarget(name), n=1, seed=seed, settings=settings, start=fg.mean):
-                if step.final:
-                    break
-                ys.append(imaging.as_array(step.y[0]))
-                ds.append(imaging.as_array(step.denoised[0]))
-                sig.append(float(step.sigma[0]))
-                progress((k + progress_fraction(sig[-1], settings)) / len(names),
-                         desc=f"target {name}: step {step.t}, sigma {sig[-1]:.3f}")
-            ds[-1] = imaging.as_array(step.denoised[0])          # the returned sample f(y_T)
-            runs_.append((np.stack(ys), np.stack(ds), np.array(sig)))
-        t = max(len(r[0]) for r in runs_)
-        # a finished run stays where it stopped (as engine.analysis.bifurcation pads)
-        runs_ = [tuple(np.concatenate([a, np.repeat(a[-1:], t - len(a), 0)]) for a in r) for r in runs_]
-        ys = np.stack([r[0] for r in runs_])                        # (K, T, C, H, W)
-        ds = np.stack([r[1] for r in runs_])
-        sig = np.stack([r[2] for r in runs_])                       # (K, T)
+
+        def report(k, t, sig):
+            progress((k + progress_fraction(sig, settings)) / len(names),
+                     desc=f"target {names[k]}: step {t}, sigma {sig:.3f}")
+
+        traj = measures.class_trajectories(fg, names, seed=seed, settings=settings, callback=report)
+        ys, ds, sig = traj["y"], traj["denoised"], traj["sigma"]
+        t = ys.shape[1]
         phi = fg.phi(torch.from_numpy(ys.reshape(-1, *ys.shape[2:])), batch=256).cpu().numpy()
         data = {"names": names, "y": ys, "denoised": ds, "sigma": sig, "phi": phi.reshape(len(names), t, -1),
                 "seed": seed, "layer": layer, "map_sigma": number(sigma, "map sigma")}
         data.update(self.pair_distances(data))
         map_fig = self.trajectory_map(data, step=None)
         dist_fig = self.trajectory_distance_figure(data)
-        summary = {"targets": names, "seed": seed, "steps": int(t),
+        summary = {"targets": names, "seed": seed, "steps": int(t), "model": self.ctx.label,
                    "bifurcation_sigma": {k: (None if not math.isfinite(v) else round(v, 4))
                                          for k, v in data["bifurcation"].items()},
+                   "final_distance": {k: round(float(d[-1]), 4) for k, (_, d) in data["curves"].items()},
                    "final_sigma": {n_: round(float(s[-1]), 4) for n_, s in zip(names, sig)}}
         return map_fig, dist_fig, self.step_picture(data, t - 1), summary, data
 
     def pair_distances(self, data: dict) -> dict:
-        """RMS pixel distance between every pair of trajectories at each step, against the geometric
-        mean of their sigmas, and where they part (engine.analysis.half_rise_sigma)."""
-        ys, sig, names = data["y"], data["sigma"], data["names"]
-        curves, marks = {}, {}
-        for i in range(len(names)):
-            for j in range(i + 1, len(names)):
-                key = f"{names[i]} vs {names[j]}"
-                d = np.sqrt(((ys[i] - ys[j]) ** 2).reshape(len(ys[i]), -1).mean(1))
-                s = np.sqrt(np.maximum(sig[i], 1e-12) * np.maximum(sig[j], 1e-12))
-                curves[key] = (s, d)
-                marks[key] = analysis.half_rise_sigma(s, d)
+        """RMS pixel distance between every pair of trajectories, and where they part
+        (engine.measures.trajectory_distances)."""
+        curves, marks = measures.trajectory_distances(data["y"], data["sigma"], data["names"])
         return {"curves": curves, "bifurcation": marks}
 
     def trajectory_map(self, data: dict, step: int | None):
@@ -526,24 +610,16 @@ class Views:
             s_line = float(np.exp(np.log(np.maximum(data["sigma"][:, step], 1e-12)).mean()))
         s = SamplerSettings()
         return figures.distance_figure(data["curves"], data["bifurcation"], (s.sigma_L, s.sigma_0), s_line,
-                                       height=300)
+                                       height=330, model=self.ctx.label)
 
-    def step_picture(self, data: dict, step: int) -> np.ndarray:
-        """y_t and f(y_t) of every target at one step, one row per target."""
+    def step_picture(self, data: dict, step: int) -> list[tuple[np.ndarray, str]]:
+        """y_t and f(y_t) of every target at one step, captioned by text (a gallery: two per target)."""
         step = int(min(max(step, 0), data["y"].shape[1] - 1))
-        rows = []
+        out = []
         for k, name in enumerate(data["names"]):
-            rows.append(imaging.labelled_row(
-                [imaging.single(data["y"][k, step], px=128), imaging.single(data["denoised"][k, step], px=128)],
-                [f"{name}: y_t", "f(y_t)"]))
-        width = max(r.shape[1] for r in rows)
-        rows = [np.pad(r, ((0, 6), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-        if len(rows) > 3:                    # two columns of targets keep the picture short
-            half = (len(rows) + 1) // 2
-            left, right = rows[:half], rows[half:] + [np.full_like(rows[0], 255)] * (2 * half - len(rows))
-            return np.concatenate([np.concatenate(left, 0), np.full((sum(r.shape[0] for r in left), 16, 3), 255,
-                                                                    np.uint8), np.concatenate(right, 0)], 1)
-        return np.concatenate(rows, 0)
+            out.append((imaging.single(data["y"][k, step], px=128), f"{name}: y_t"))
+            out.append((imaging.single(data["denoised"][k, step], px=128), f"{name}: f(y_t)"))
+        return out
 
     def scrub(self, data, step):
         """The step scrubber (page only): images at step t and the step marked in both figures."""
@@ -563,25 +639,29 @@ class Views:
         (centroid heatmap, density heatmap, scatter with correlation, summary)."""
         atlas = self.ctx.atlas.require()
         s = atlas.sigmas[atlas.sigma_index(number(sigma, "sigma"))]
-        cents = atlas.layer_centroids(FG, layer, s).astype(np.float64)
-        d2 = ((cents[:, None] - cents[None]) ** 2).sum(-1)           # ||phibar_a - phibar_b||^2
-        dens = self.ctx.density(progress)
+        if layer not in atlas.layers:
+            raise EngineError(f"unknown layer '{layer}'; choose one of {', '.join(atlas.layers)}")
+        d2 = measures.squared_distances(atlas.layer_centroids(FG, layer, s))      # ||phibar_a - phibar_b||^2
+        m = self.ctx.density(progress)
         classes = self.ctx.classes
-        pair_d2 = d2[dens.pairs[:, 0], dens.pairs[:, 1]]
-        r, rho = analysis.correlations(pair_d2, dens.density_distance)
-        h1 = figures.heatmap(d2, classes, f"Squared centroid distance, layer {layer}, sigma = {s:g}",
-                             "||phibar_a - phibar_b||^2")
-        h2 = figures.heatmap(dens.matrix(), classes, "Density distance (symmetrised KL estimate)", "D(a, b)")
-        sc = figures.pair_scatter(pair_d2, dens.density_distance,
-                                  [f"{classes[a]} - {classes[b]}" for a, b in dens.pairs], r, rho, layer, s)
-        summary = {"layer": layer, "sigma": s, "pearson": r, "spearman": rho, "pairs": len(dens.pairs),
-                   "density_sigmas": [round(float(v), 4) for v in dens.sigmas],
-                   "images_per_class_per_sigma": dens.per_class,
+        pairs = np.asarray(m.pairs, int).reshape(-1, 2)
+        dens = np.asarray(m.density_distance, float)
+        pair_d2 = d2[pairs[:, 0], pairs[:, 1]]
+        r, rho = analysis.correlations(pair_d2, dens)
+        h1 = figures.heatmap(d2, classes, f"Centroid distance², {layer}, sigma {s:g}", "d²", log=True)
+        h2 = figures.heatmap(m.density_matrix(), classes, "Density distance D(a, b)", "D", log=True)
+        sc = figures.pair_scatter(pair_d2, dens, [(classes[a], classes[b]) for a, b in pairs], r, rho, layer, s)
+        share = [0.0 if v is None else v for v in m.density_share]
+        local = [float("nan") if v is None else v for v in m.density_local_pearson]
+        summary = {"layer": layer, "sigma": s, "pearson": r, "spearman": rho, "pairs": len(pairs),
+                   "correlation": correlation_words(r, rho), "model": self.ctx.label,
+                   "density_sigmas": [round(float(v), 4) for v in m.density_sigmas],
+                   "images_per_class_per_sigma": m.density_per_class,
                    # where D comes from, and how well each sigma's integrand follows the centroid
                    # distance at that sigma (matched blocks; docs/analysis.md "Sigma by sigma")
                    "by_sigma": [{"sigma": round(float(v), 4), "share_of_D": round(float(w), 3),
-                                 "pearson_integrand_vs_centroid_d2": round(float(p), 3)}
-                                for v, w, p in zip(dens.sigmas, dens.share, dens.local_pearson)]}
+                                 "pearson_integrand_vs_centroid_d2": None if not math.isfinite(p) else round(p, 3)}
+                                for v, w, p in zip(m.density_sigmas, share, local)]}
         return h1, h2, sc, summary
 
     @user_errors
@@ -592,4 +672,4 @@ class Views:
         settings = SamplerSettings()
         xa, _ = self.run_batch(ClassTarget(a), n, seed, settings, progress, f"samples of {a}")
         xb, _ = self.run_batch(ClassTarget(b), n, seed, settings, progress, f"samples of {b}")
-        return imaging.grid(xa, px=300), imaging.grid(xb, px=300)
+        return imaging.grid(xa, ncol=4, px=GRID_PX), imaging.grid(xb, ncol=4, px=GRID_PX)

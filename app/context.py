@@ -22,11 +22,27 @@ import numpy as np
 from engine.atlas import Atlas, build_atlas
 from engine.checkpoint import Checkpoint
 from engine.errors import EngineError
+from engine.measures import Measures, measure
 
 log = logging.getLogger("app")
 
 FG = "feature_guided"
 MIXTURE = "mixture"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def shown_path(path) -> str:
+    """A path as the page shows it: relative to the project (or the working folder) when inside it,
+    else only its last two parts; never the machine's absolute path."""
+    if not path:
+        return "(in memory)"
+    p = Path(str(path)).resolve()
+    for base in (ROOT, Path.cwd()):
+        try:
+            return p.relative_to(base.resolve()).as_posix()
+        except ValueError:
+            pass
+    return "/".join(p.parts[-2:])
 
 
 class AtlasHolder:
@@ -157,11 +173,108 @@ class ClassifierHolder:
         return "the classifier is being prepared in the background; probabilities appear on the next run"
 
 
+class MeasuresHolder:
+    """The model's cached measures (engine.measures: density distances, how well each class's
+    samples are read, the default interpolation pair and trajectory targets): read from the atlas
+    folder when drawn from this model, else computed in the background once the atlas and the
+    classifier are ready (about a minute on 2 CPU cores) and saved beside the atlas when allowed."""
+
+    def __init__(self, fg: Checkpoint, atlas: AtlasHolder, classifier: ClassifierHolder,
+                 folder: str | Path | None = None, save_to: str | Path | None = None):
+        self.fg, self.atlas, self.classifier = fg, atlas, classifier
+        self.save_to = Path(save_to) if save_to else None
+        self.measures = None
+        self.density = None                   # the density distances, as soon as they are measured
+        self.error: str | None = None
+        self.phase = "waiting"
+        self._thread: threading.Thread | None = None
+        for where in (folder, save_to):
+            if where is not None and self.measures is None:
+                try:
+                    m = Measures.load(where)
+                    if m.matches(fg):
+                        self.measures, self.phase = m, "ready"
+                    else:
+                        log.warning("the measures in %s were drawn from other weights; measuring again", where)
+                except EngineError:
+                    pass
+
+    def start(self) -> None:
+        if self.measures is None and self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="measures", daemon=True)
+            self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            while self.atlas.get() is None and self.atlas.phase != "failed":
+                time.sleep(0.5)
+            atlas = self.atlas.require()
+            self.phase = "measuring"
+            t0 = time.perf_counter()
+            self.measures = measure(self.fg, atlas.images, atlas.labels, self.classifier.wait,
+                                    on_density=self._got_density)
+            log.info("measures of %s in %.1f s", self.fg.path and Path(self.fg.path).name, time.perf_counter() - t0)
+            self.phase = "ready"
+            if self.save_to is not None:
+                try:
+                    self.measures.save(self.save_to)
+                except OSError as e:
+                    log.warning("could not save the measures (%s); they stay in memory", e)
+        except EngineError as e:
+            self.error, self.phase = str(e), "failed"
+        except Exception as e:
+            log.exception("measures failed")
+            self.error, self.phase = f"{type(e).__name__}: {e}", "failed"
+
+    def _got_density(self, density) -> None:
+        self.density = density
+
+    def get(self) -> Measures | None:
+        return self.measures
+
+    def wait_density(self, progress=None, timeout: float = 900.0):
+        """The density distances alone: ready before the rest of the measures (which wait for the
+        classifier)."""
+        self.start()
+        t0 = time.perf_counter()
+        while self.measures is None and self.density is None and self.error is None and self._thread is not None \
+                and self._thread.is_alive() and time.perf_counter() - t0 < timeout:
+            if progress is not None:
+                progress(None, desc=self.status())
+            self._thread.join(0.5)
+        if self.measures is not None:
+            return self.measures
+        if self.density is None:
+            raise EngineError(self.status())
+        return self.density
+
+    def wait(self, progress=None, timeout: float = 900.0) -> Measures:
+        self.start()
+        t0 = time.perf_counter()
+        while self.measures is None and self.error is None and self._thread is not None \
+                and self._thread.is_alive() and time.perf_counter() - t0 < timeout:
+            if progress is not None:
+                progress(None, desc=self.status())
+            self._thread.join(0.5)
+        if self.measures is None:
+            raise EngineError(self.status())
+        return self.measures
+
+    def status(self) -> str:
+        if self.measures is not None:
+            return "measured"
+        if self.error:
+            return f"this model could not be measured: {self.error}"
+        return ("measuring this model once (density distances between classes, samples of every class); "
+                "about a minute on 2 CPU cores")
+
+
 class Context:
     """Everything a callback needs, shared by all sessions (read-only after start)."""
 
     def __init__(self, fg: Checkpoint, mixture: Checkpoint | None = None, atlas: AtlasHolder | None = None,
-                 classifier: ClassifierHolder | None = None, out_dir: str | Path | None = None):
+                 classifier: ClassifierHolder | None = None, out_dir: str | Path | None = None,
+                 measures_folder: str | Path | None = None, label: str | None = None):
         if fg.kind != FG:
             raise EngineError(f"{fg.path}: this is a {fg.kind} model; the app needs a feature-guided "
                               "checkpoint for --checkpoint (give the mixture one with --mixture)")
@@ -179,8 +292,9 @@ class Context:
         self.classifier = classifier or ClassifierHolder(fg)
         self.out_dir = Path(out_dir) if out_dir else Path(tempfile.gettempdir()) / "fgd-app"
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._density = None
-        self._density_lock = threading.Lock()
+        self.label = label or shown_path(fg.path)
+        self.measures = MeasuresHolder(fg, self.atlas, self.classifier, measures_folder or self.atlas.path,
+                                       self.atlas.save_to)
 
     @property
     def classes(self) -> list[str]:
@@ -189,6 +303,7 @@ class Context:
     def start_background(self) -> None:
         self.atlas.start()
         self.classifier.start()
+        self.measures.start()
 
     def new_run_dir(self) -> Path:
         """A fresh folder for one request's downloads; folders older than an hour are removed."""
@@ -204,17 +319,99 @@ class Context:
         return d
 
     def density(self, progress=None):
-        """The density distances between all pairs of classes (engine.analysis.density_distance),
-        computed on first use from the atlas's held-out images and kept: they depend only on
-        the model and the fixed seed, so every session gets the same numbers."""
-        with self._density_lock:
-            if self._density is None:
-                from engine.analysis import density_distance
-                images, labels = self.test_images()
-                self._density = density_distance(self.fg, images, labels, progress=progress is not None)
-        return self._density
+        """The density distances between all pairs of classes (engine.measures, cached beside the
+        atlas or measured once in the background): the same numbers for every session."""
+        return self.measures.wait_density(progress)
 
     def test_images(self) -> tuple[np.ndarray, np.ndarray]:
         """Held-out test images (N, C, H, W) and labels, from the atlas."""
         a = self.atlas.require()
         return a.images, a.labels
+
+
+class ModelSource:
+    """One entry of the page's model picker: a feature-guided checkpoint, the mixture model it is
+    compared with, and where its atlas (and measures) live. Loaded on first use."""
+
+    def __init__(self, checkpoint: str | Path | None, mixture: str | Path | None = None, atlas: str | Path | None = None,
+                 save_to: str | Path | None = None, label: str | None = None, atlas_given: bool = False,
+                 classifier=None):
+        self.checkpoint = checkpoint
+        self.classifier = classifier          # an engine.classifier.Classifier; None: loaded in the background
+        self.mixture = mixture
+        self.atlas = atlas
+        self.save_to = save_to
+        self.atlas_given = atlas_given
+        self.label = label or shown_path(checkpoint)
+
+    @property
+    def key(self) -> str:
+        return self.label
+
+
+class Registry:
+    """The models the page can switch between without restarting the server. The first is loaded
+    at start; any other on first use (its atlas, classifier and measures then prepared in the
+    background, as for the first)."""
+
+    def __init__(self, sources: list[ModelSource] | None = None, loaded: dict[str, Context] | None = None,
+                 device: str = "auto", warm_umap: bool = True, per_class: int = 50):
+        self.sources = {s.key: s for s in (sources or [])}
+        self.loaded: dict[str, Context] = dict(loaded or {})
+        self.order = list(self.loaded) + [k for k in self.sources if k not in self.loaded]
+        if not self.order:
+            raise EngineError("no model to serve")
+        self.device, self.warm_umap, self.per_class = device, warm_umap, per_class
+        self._views: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def default(self) -> str:
+        return self.order[0]
+
+    def choices(self) -> list[str]:
+        return list(self.order)
+
+    def context(self, key: str | None = None) -> Context:
+        key = self.default if key in (None, "") else str(key)
+        if key not in self.loaded and key not in self.sources:
+            raise EngineError(f"unknown model '{key}'; the page offers {', '.join(self.order)}")
+        with self._lock:
+            if key not in self.loaded:
+                self.loaded[key] = self._load(self.sources[key])
+                self.loaded[key].start_background()
+        return self.loaded[key]
+
+    def views(self, key: str | None = None):
+        from .callbacks import Views
+        ctx = self.context(key)
+        with self._lock:
+            if id(ctx) not in self._views:
+                self._views[id(ctx)] = Views(ctx)
+            return self._views[id(ctx)]
+
+    def _load(self, src: ModelSource) -> Context:
+        from engine.checkpoint import load_checkpoint
+        fg = load_checkpoint(src.checkpoint, self.device)
+        mixture = None
+        if src.mixture is not None:
+            try:
+                mixture = load_checkpoint(src.mixture, self.device)
+                if mixture.kind != MIXTURE or mixture.classes != fg.classes or mixture.shape != fg.shape:
+                    mixture = None
+            except EngineError as e:
+                log.warning("no mixture model for %s: %s", src.label, e)
+        checkpoints = {FG: fg, **({MIXTURE: mixture} if mixture is not None else {})}
+        atlas = None
+        if src.atlas is not None:
+            try:
+                atlas = Atlas.load(src.atlas)
+            except EngineError:
+                atlas = None
+        if atlas is not None and not atlas.matches(checkpoints) and not src.atlas_given:
+            log.warning("the atlas of %s was built from other checkpoints; rebuilding it in the background", src.label)
+            atlas = None
+        holder = AtlasHolder(checkpoints, atlas, path=src.atlas, save_to=src.save_to, per_class=self.per_class,
+                             warm=self.warm_umap)
+        return Context(fg, mixture, holder, ClassifierHolder(fg, src.classifier), label=src.label,
+                       measures_folder=src.atlas)

@@ -22,7 +22,7 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
            "#e6550d", "#31a354", "#756bb1", "#636363"]
 FONT = dict(family="system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif", size=13)
-MAP_HEIGHT = 480
+MAP_HEIGHT = 430
 
 
 def colour(i: int) -> str:
@@ -30,8 +30,9 @@ def colour(i: int) -> str:
 
 
 def base_layout(fig: go.Figure, title: str, height: int = 420, **kw) -> go.Figure:
+    kw.setdefault("margin", dict(l=55, r=20, t=50, b=45))
     fig.update_layout(template="plotly_white", title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)),
-                      font=FONT, height=height, margin=dict(l=55, r=20, t=50, b=45), **kw)
+                      font=FONT, height=height, **kw)
     return fig
 
 
@@ -61,7 +62,8 @@ def map_figure(coords: np.ndarray, labels: np.ndarray, classes: list[str], centr
         x=centroids[:, 0], y=centroids[:, 1], mode="markers+text" if faint else "markers", name="centroids",
         textposition="bottom center", textfont=dict(size=11, color=[colour(c) for c in range(len(classes))]),
         marker=dict(symbol="x-thin", size=14, line=dict(width=3, color=[colour(c) for c in range(len(classes))])),
-        text=classes, hovertemplate="centroid of %{text}<extra></extra>"))
+        text=classes, hovertemplate="centroid of %{text} (from its training crops; placed by its nearest "
+                                    "test images)<extra></extra>"))
     axis = "UMAP" if method == "umap" else "PC"
     base_layout(fig, title, height=height, legend=dict(itemsizing="constant"), clickmode="event")
     fig.update_xaxes(title=f"{axis} 1", zeroline=False)
@@ -69,12 +71,15 @@ def map_figure(coords: np.ndarray, labels: np.ndarray, classes: list[str], centr
     return fig
 
 
-def add_points(fig: go.Figure, xy: np.ndarray, name: str, text: list[str] | None = None) -> go.Figure:
-    """Uploaded images as large black stars in a map."""
-    fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers+text", name=name,
+def add_points(fig: go.Figure, xy: np.ndarray, name: str, text: list[str] | None = None,
+               far: bool = False) -> go.Figure:
+    """Uploaded images as large black stars in a map; one far from every class as a red-ringed star."""
+    fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers+text", name=name, cliponaxis=False,
                              text=text, textposition="top center",
-                             marker=dict(symbol="star", size=18, color="black", line=dict(width=1, color="white")),
-                             hovertemplate=f"{name}<extra></extra>"))
+                             textfont=dict(color="#c92a2a" if far else "black", size=13),
+                             marker=dict(symbol="star", size=20, color="black",
+                                         line=dict(width=3 if far else 1, color="#c92a2a" if far else "white")),
+                             hovertemplate=f"{name}" + (" (far from every class)" if far else "") + "<extra></extra>"))
     return fig
 
 
@@ -103,28 +108,33 @@ def add_paths(fig: go.Figure, paths: list[np.ndarray], names: list[str], colours
 
 def distance_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], marks: dict[str, float],
                     sigma_range: tuple[float, float], step_sigma: float | None = None,
-                    height: int = 420) -> go.Figure:
+                    height: int = 420, model: str | None = None) -> go.Figure:
     """Distance between trajectories against sigma (log axis reversed: the run goes left to right),
-    with each pair's bifurcation sigma marked."""
+    with each pair's bifurcation sigma starred; the sigmas are given in the legend, not over the curves."""
     fig = go.Figure()
     for i, (name, (sig, dist)) in enumerate(curves.items()):
-        fig.add_trace(go.Scatter(x=sig, y=dist, mode="lines", name=name, line=dict(color=colour(i), width=2.5),
-                                 hovertemplate="sigma %{x:.3f}<br>distance %{y:.3f}<extra></extra>"))
         s = marks.get(name)
-        if s is not None and math.isfinite(s):
+        known = s is not None and math.isfinite(s)
+        label = f"{name} (parts at sigma {s:.2g})" if known else name
+        fig.add_trace(go.Scatter(x=sig, y=dist, mode="lines", name=label, line=dict(color=colour(i), width=2.5),
+                                 legendgroup=name,
+                                 hovertemplate="sigma %{x:.3f}<br>distance %{y:.3f}<extra>" + name + "</extra>"))
+        if known:
             y = float(np.interp(math.log(s), np.log(sig[::-1]), dist[::-1]))
-            fig.add_trace(go.Scatter(x=[s], y=[y], mode="markers+text", showlegend=False,
+            fig.add_trace(go.Scatter(x=[s], y=[y], mode="markers", showlegend=False, legendgroup=name,
                                      marker=dict(size=13, symbol="star", color=colour(i),
                                                  line=dict(width=1, color="black")),
-                                     text=[f"bifurcation sigma = {s:.3f}"], textposition="top left",
-                                     hovertemplate="bifurcation at sigma %{x:.3f}<extra></extra>"))
+                                     hovertemplate=f"{name}: bifurcation at sigma %{{x:.3f}}<extra></extra>"))
     if step_sigma is not None:
         fig.add_vline(x=step_sigma, line=dict(color="#888", dash="dot"))
-    base_layout(fig, "Distance between the trajectories against sigma", height=height,
-                legend=dict(x=0.01, y=0.98, bgcolor="rgba(255,255,255,0.7)"), showlegend=len(curves) > 1)
+    title = "Distance between the trajectories (stars: where each pair parts)"
+    base_layout(fig, title + (f"<br><sup>{model}</sup>" if model else ""), height=height,
+                legend=dict(orientation="h", x=0, y=-0.28, font=dict(size=11)), showlegend=True,
+                margin=dict(l=55, r=15, t=55, b=40))
     lo, hi = sigma_range
     ticks = [v for v in (2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001) if lo * 0.9 <= v <= hi * 1.1]
-    fig.update_xaxes(tickvals=ticks, ticktext=[f"{v:g}" for v in ticks],type="log", title="sigma (decreasing: the run goes left to right)",
+    fig.update_xaxes(tickvals=ticks, ticktext=[f"{v:g}" for v in ticks], type="log",
+                     title=dict(text="sigma (falling: the run goes left to right)", standoff=4),
                      range=[math.log10(hi * 1.1), math.log10(lo * 0.9)])
     fig.update_yaxes(title="RMS pixel distance", rangemode="tozero")
     return fig
@@ -142,66 +152,109 @@ def probability_bars(probabilities: np.ndarray, classes: list[str], highlight: l
     return fig
 
 
-def psnr_bars(classes: list[str], psnr: np.ndarray, true: int | None, mixture: float | None, noisy: float,
-              sigma: float, height: int = 380) -> go.Figure:
-    """PSNR of the feature-guided output under each class, with the mixture and the noisy input as lines."""
-    cols = [colour(i) if i == true else "#9aa5c4" for i in range(len(classes))]
-    names = [f"{c} (true)" if i == true else c for i, c in enumerate(classes)]
-    fig = go.Figure(go.Bar(x=names, y=psnr, marker_color=cols, name="feature-guided, conditioned on the class",
-                           hovertemplate="conditioned on %{x}: %{y:.1f} dB<extra></extra>"))
-    if mixture is not None:
-        fig.add_hline(y=mixture, line=dict(color="#d62728", width=2),
-                      annotation_text=f"mixture {mixture:.1f} dB", annotation_position="top left")
-    fig.add_hline(y=noisy, line=dict(color="#555", dash="dot"),
-                  annotation_text=f"noisy input {noisy:.1f} dB", annotation_position="bottom left")
-    lo = min([noisy, *psnr.tolist()] + ([mixture] if mixture is not None else [])) - 2
-    base_layout(fig, f"PSNR of each output at sigma = {sigma:g} (higher is better)", height=height)
-    fig.update_yaxes(title="PSNR (dB)", range=[max(0, lo), max(psnr.max(), mixture or 0) + 2])
+def psnr_gain(classes: list[str], psnr: np.ndarray, true: int | None, mixture: float | None, noisy: float,
+              sigma: float, model: str | None = None, height: int = 380) -> go.Figure:
+    """Each class's output against the mixture's, in dB (positive: knowing that class helped), with
+    a zero line; horizontal bars so that every class name is readable. Without a mixture model the
+    bars are the gain over the noisy input."""
+    ref, what = (mixture, "mixture") if mixture is not None else (noisy, "noisy input")
+    gain = np.asarray(psnr, float) - ref
+    names = [f"{c} (true class)" if i == true else c for i, c in enumerate(classes)]
+    cols = ["#2f9e44" if g >= 0 else "#e03131" for g in gain]
+    line = [2.5 if i == true else 0 for i in range(len(classes))]
+    fig = go.Figure(go.Bar(y=names, x=gain, orientation="h", marker=dict(color=cols, line=dict(color="black", width=line)),
+                           text=[f"{g:+.2f} dB" for g in gain], textposition="outside", cliponaxis=False,
+                           hovertemplate="conditioned on %{y}: %{x:+.2f} dB against the " + what + "<extra></extra>"))
+    fig.add_vline(x=0, line=dict(color="black", width=1.5))
+    span = max(0.05, float(np.abs(gain).max()))
+    sub = (f"mixture {mixture:.1f} dB, noisy input {noisy:.1f} dB" if mixture is not None else
+           f"noisy input {noisy:.1f} dB; no mixture model loaded") + (f"; {model}" if model else "")
+    base_layout(fig, f"Gain over the {what} at sigma = {sigma:g} (dB; right of 0: better)<br><sup>{sub}</sup>",
+                height=height, margin=dict(l=150, r=60, t=60, b=45))
+    fig.update_xaxes(title=f"PSNR - PSNR of the {what} (dB)", range=[-span * 1.9, span * 1.9], zeroline=False)
+    fig.update_yaxes(autorange="reversed", automargin=True)
     return fig
 
 
-def heatmap(matrix: np.ndarray, classes: list[str], title: str, colorbar: str, height: int = 420) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Viridis", colorbar=dict(title=colorbar),
-                               hovertemplate="%{y} - %{x}: %{z:.3g}<extra></extra>"))
-    base_layout(fig, title, height=height)
+def tick(v: float) -> str:
+    """A colour-bar label: 20,000 / 500 / 2 / 0.05."""
+    return f"{v:,.0f}" if v >= 100 else f"{v:.2g}"
+
+
+def heatmap(matrix: np.ndarray, classes: list[str], title: str, colorbar: str, height: int = 400,
+            log: bool = False) -> go.Figure:
+    """A class-by-class matrix; log=True colours by log10 of the value (the diagonal left blank), so
+    one large pair does not leave every other pair dark. The hover gives the value itself."""
+    m = np.asarray(matrix, float)
+    z = m.copy()
+    if log:
+        z = np.where(m > 0, np.log10(np.where(m > 0, m, 1)), np.nan)
+        lo, hi = np.nanmin(z) if np.isfinite(z).any() else 0, np.nanmax(z) if np.isfinite(z).any() else 1
+        ticks = [math.log10(m_ * 10.0 ** e) for e in range(math.floor(lo), math.ceil(hi) + 1) for m_ in (1, 2, 5)]
+        ticks = [t for t in ticks if lo - 1e-9 <= t <= hi + 1e-9] or [lo, hi]
+        bar = dict(title=colorbar, tickvals=ticks, ticktext=[tick(10.0 ** t) for t in ticks], thickness=12)
+    else:
+        bar = dict(title=colorbar)
+    fig = go.Figure(go.Heatmap(z=z, x=classes, y=classes, customdata=m, colorscale="Viridis", colorbar=bar,
+                               hovertemplate="%{y} - %{x}: %{customdata:.3g}<extra></extra>", xgap=1, ygap=1))
+    base_layout(fig, title, height=height, margin=dict(l=80, r=10, t=40, b=80))
     fig.update_yaxes(autorange="reversed")
     return fig
 
 
-def loss_figure(history: list, height: int = 300, offset: int = 0) -> go.Figure:
-    """The training loss a checkpoint recorded (its own run only; `offset`: the steps of the
-    runs it was fine-tuned from, so the x axis counts all training)."""
-    if not history:
+def loss_figure(segments: list, height: int = 320, model: str | None = None, offset: int = 0) -> go.Figure:
+    """The training loss over a model's whole lineage: segments (run name, [(step, loss), ...]) with
+    the steps already counted from the start of the first run (text.lineage_segments); a run whose
+    record is missing is left as a gap, named in the title. A plain history [(step, loss), ...] is
+    one run, its steps shifted by `offset` (the steps of the runs before it)."""
+    if segments and not isinstance(segments[0][0], str):
+        segments = [("training", [(h[0] + offset, h[1]) for h in segments])]
+    drawn = [(name, h) for name, h in segments if h]
+    if not drawn:
         return message_figure("no training history in this checkpoint", height)
-    steps, loss = zip(*[(h[0] + offset, h[1]) for h in history])
-    fig = go.Figure(go.Scatter(x=steps, y=loss, mode="lines", line=dict(width=2)))
-    base_layout(fig, "Training loss (denoising MSE of the projected denoiser)", height=height)
-    fig.update_xaxes(title=f"step (its last run, after {offset:,} steps of earlier runs)" if offset else "step")
-    fig.update_yaxes(title="loss", type="log")       # plotly's own ticks: a run rarely spans a decade
+    fig = go.Figure()
+    for i, (name, history) in enumerate(drawn):
+        steps, loss = zip(*[(h[0], h[1]) for h in history])
+        fig.add_trace(go.Scatter(x=steps, y=loss, mode="lines", name=name, line=dict(width=2, color=colour(i))))
+    missing = [name for name, h in segments if not h]
+    title = "Training loss over the whole lineage" + (f"<br><sup>not recorded: {', '.join(missing)}</sup>"
+                                                      if missing else (f"<br><sup>{model}</sup>" if model else ""))
+    base_layout(fig, title, height=height, showlegend=len(drawn) > 1,
+                legend=dict(orientation="h", y=-0.3))
+    fig.update_xaxes(title="training step (all runs of the lineage)")
+    fig.update_yaxes(title="loss (denoising MSE)", type="log")
     return fig
 
 
 def strip_probabilities(alphas: np.ndarray, prob_a: np.ndarray, prob_b: np.ndarray, a: str, b: str,
-                        height: int = 330) -> go.Figure:
+                        model: str | None = None, height: int = 330) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=alphas, y=prob_a, mode="lines+markers", name=f"P({a})", line=dict(width=3)))
     fig.add_trace(go.Scatter(x=alphas, y=prob_b, mode="lines+markers", name=f"P({b})", line=dict(width=3)))
     for x in (0, 1):
         fig.add_vline(x=x, line=dict(color="#bbb", dash="dot"))
-    base_layout(fig, f"Classifier's mean probability of {a} and {b} across alpha", height=height,
-                legend=dict(orientation="h", y=-0.25))
+    base_layout(fig, f"Classifier's mean probability of {a} and {b} against alpha"
+                + (f"<br><sup>{model}</sup>" if model else ""), height=height, legend=dict(orientation="h", y=-0.3))
     fig.update_xaxes(title="alpha (0 = centroid of A, 1 = centroid of B)")
     fig.update_yaxes(title="probability", range=[0, 1.02])
     return fig
 
 
-def pair_scatter(centroid_d2: np.ndarray, density: np.ndarray, names: list[str], pearson: float,
-                 spearman: float, layer: str, sigma: float, height: int = 420) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=centroid_d2, y=density, mode="markers", text=names,
-                               marker=dict(size=9, color="#4c6ef5", line=dict(width=1, color="white")),
-                               hovertemplate="%{text}<br>centroid %{x:.3g}<br>density %{y:.3g}<extra></extra>"))
-    base_layout(fig, f"Density distance against squared centroid distance: Pearson r = {pearson:.2f}, "
-                     f"Spearman rho = {spearman:.2f}", height=height)
-    fig.update_xaxes(title=f"||phibar_a - phibar_b||^2 (layer {layer}, sigma {sigma:g})")
-    fig.update_yaxes(title="density distance D(a, b)")
+def pair_scatter(centroid_d2: np.ndarray, density: np.ndarray, pairs: list[tuple[str, str]], pearson: float,
+                 spearman: float, layer: str, sigma: float, height: int = 400) -> go.Figure:
+    """One point per pair of classes, labelled with the pair; customdata [a, b] for clicks."""
+    names = [f"{a}-{b}" for a, b in pairs]
+    # labels above and below in turn (by density), so that neighbouring labels overlap less
+    order = np.argsort(np.argsort(density))
+    fig = go.Figure(go.Scatter(x=centroid_d2, y=density, mode="markers+text", text=names,
+                               textposition=["top center" if k % 2 else "bottom center" for k in order],
+                               textfont=dict(size=9, color="#555"),
+                               customdata=[[a, b] for a, b in pairs],
+                               marker=dict(size=11, color="#4c6ef5", line=dict(width=1, color="white")),
+                               hovertemplate="%{text}<br>centroid %{x:.3g}<br>density %{y:.3g}<br>"
+                                             "click: samples of both<extra></extra>"))
+    base_layout(fig, f"One point per pair (click one): r = {pearson:.2f}, rho = {spearman:.2f}", height=height,
+                clickmode="event", margin=dict(l=55, r=10, t=40, b=45))
+    fig.update_xaxes(title=f"centroid distance² ({layer}, sigma {sigma:g})", type="log")
+    fig.update_yaxes(title="density distance D(a, b)", type="log")
     return fig

@@ -6,6 +6,7 @@ shows as crisp blocks instead of a blur; the page's CSS keeps the browser from s
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -132,7 +133,9 @@ def read_upload(path, channels: int, size: int) -> np.ndarray:
     try:
         img = load_image(p, channels)
     except EngineError as e:
-        msg = str(e)
-        # the engine names the temp path; the user knows the file by its own name
-        raise EngineError(msg.replace(str(p), p.name)) from None
+        msg = str(e).replace(str(p), p.name)     # the user knows the file by its own name, not the temp path
+        # in plain words: not the name of the Python exception the image library raised
+        msg = re.sub(r"not a readable image \([^)]*\)", "not a readable image (not a picture, or a damaged one)",
+                     msg)
+        raise EngineError(msg) from None
     return fit_image(img, size)

@@ -1,5 +1,11 @@
 """The words on the page: what the app is and how to read each view, in plain sentences."""
+import json
+import re
 from pathlib import Path
+
+import numpy as np
+
+from .context import ROOT, shown_path
 
 TITLE = "Feature-guided score diffusion explorer"
 
@@ -11,64 +17,71 @@ INTRO = (
     "(arXiv 2410.11646)."
 )
 
-EMBEDDINGS = (
-    "Each dot is a held-out test image placed by its features phi(x + sigma z) in one layer at one noise "
-    "level; colours are classes, crosses the class centroids the sampler aims for. Tight, separate "
-    "clusters mean the features tell the classes apart: compare the feature-guided model with the mixture "
-    "baseline. Click a dot or pick a class to see images; upload one to see where it lands."
-)
+# Each view: one short line at the top, the rest in a collapsed "About this view".
+EMBEDDINGS = ("Each dot is a held-out test image placed by its features; crosses are class centroids. "
+              "Click a dot or pick a class to see images; upload one to see where it lands.")
+EMBEDDINGS_MORE = (
+    "A dot is placed by the image's features phi(x + sigma z) in one layer at one noise level; colours are "
+    "classes. Tight, separate clusters mean the features tell the classes apart: compare the feature-guided "
+    "model with the mixture baseline. A cross is a class centroid as the sampler uses it (the mean features "
+    "of the class's training crops), placed in the map by its nearest test images: when the test images of a "
+    "class spread, or differ from its training crops, the cross can sit between clusters or away from its own. "
+    "An uploaded image is a star; one further from its nearest centroid than 95% of that class's own test "
+    "images is ringed in red and called far from every class: the map still puts it beside its nearest "
+    "neighbours, but it belongs to none of them. UMAP maps are fitted in the background; PCA is drawn meanwhile.")
 
-SAMPLE = (
-    "The sampler starts from noise (sigma = 1) and steps towards the denoiser's estimate f(y_t), adding "
-    "a little fresh noise each time, until sigma = 0.01: watch the noisy images y_t turn into samples. "
-    "Condition on a class centroid, or on your own images (any format or size; converted to the "
-    "model's images; the target is then their features' average). The model learned its classes from a "
-    "few patches of a few photographs: images much like those give samples of their class, others "
-    "give samples of whichever classes their features fall nearest. Smaller **beta** injects more "
-    "noise (more steps); **h0** is the first step size; "
-    "**guidance** g conditions on phi* + g (phi* - the mixture's centroid), carrying the target past "
-    "itself (0: the target itself, as in the paper; on the shipped model the default 2 gave about 20 "
-    "points more samples of their class than 0.25 did, and 3 gave fewer). **Epsilon scaling** lambda divides each step's residual f(y_t) - y_t by lambda while sigma "
-    "is above 0.1: the network over-smooths what it cannot yet resolve, and without it samples of sparse "
-    "classes (stars, letters) came out flat (1: off, as in the paper; the default 1.2 was measured). "
-    "The same seed gives the same samples; the JSON download holds the command that reproduces the run."
-)
+SAMPLE = "Noise (sigma 1) becomes samples of the target (sigma 0.01), beside real images to compare."
+SAMPLE_MORE = (
+    "The sampler steps towards the denoiser's estimate f(y_t), adding a little fresh noise each time. "
+    "Condition on a class centroid, or on your own images (any format or size; converted to the model's images; "
+    "the target is then their features' average). The model learned its classes from patches of a few "
+    "photographs: images much like those give samples of their class, others give samples of whichever classes "
+    "their features fall nearest (the page says when your images are far from every class). Smaller **beta** "
+    "injects more noise (more steps); **h0** is the first step size; **guidance** g conditions on "
+    "phi* + g (phi* - the mixture's centroid), carrying the target past itself (0: the target itself, as in the "
+    "paper). **Epsilon scaling** lambda divides each step's residual f(y_t) - y_t by lambda while sigma is above "
+    "0.1 (1: off, as in the paper). The same seed gives the same samples; the JSON download holds the command "
+    "that reproduces the run. When the run ends, the left panel shows the path of the first samples from noise "
+    "to sample.")
 
-INTERPOLATE = (
-    "**Blend**: condition on (1 - alpha) centroid(A) + alpha centroid(B), with the same seed for every alpha "
-    "so only the target changes (outside 0..1 it extrapolates); samples are drawn when the slider is "
-    "released. **Switch**: class A while the noise is above sigma*, class B below: A sets the coarse "
-    "structure, B the detail. The bars are an independent classifier's verdict on the samples shown."
-)
+INTERPOLATE = ("Blend two class centroids with weight alpha (0: A, 1: B), or switch class at a noise level; "
+               "the chart is an independent classifier's verdict.")
+INTERPOLATE_MORE = (
+    "**Blend**: condition on (1 - alpha) centroid(A) + alpha centroid(B), with the same seed for every alpha so "
+    "only the target changes (outside 0..1 it extrapolates); samples are drawn when the slider is released. "
+    "**Switch**: class A while the noise is above sigma*, class B below: A sets the coarse structure, B the "
+    "detail. The default pair is the one whose samples the classifier reads best as their own class, measured "
+    "on this model (engine/measures.py). The strip draws every alpha at once, between real crops of A and B.")
 
-TRAJECTORIES = (
-    "One starting noise and one noise sequence (the same seed), sampled under two or more target classes. "
-    "At large sigma the image is mostly noise and the paths coincide; they part as sigma falls. Left: the "
-    "paths of phi(y_t) in the embedding map (circle: start, diamonds: ends). Right: the distance between "
-    "the trajectories against sigma, with the bifurcation point (half of the final distance) starred. "
-    "Drag the step slider to see the images at any step."
-)
+TRAJECTORIES = ("One noise, several targets: where do the paths part? Drag the step slider to see the images "
+                "at any step.")
+TRAJECTORIES_MORE = (
+    "One starting noise and one noise sequence (the same seed), sampled under two or more target classes. At "
+    "large sigma the image is mostly noise and the paths coincide; they part as sigma falls. The chart gives the "
+    "RMS pixel distance between every two trajectories against sigma, with the bifurcation point (half of the "
+    "final distance) starred; the map below draws the paths of phi(y_t) (circle: start, diamonds: ends). The "
+    "default targets are the well-sampled classes whose trajectories end furthest apart on this model "
+    "(engine/measures.py).")
 
-DISTANCES = (
-    "Left: the squared distance between class centroids ||phibar_a - phibar_b||^2 in the chosen layer "
-    "at one sigma. Right: the density distance between the two class densities (a symmetric "
-    "KL divergence estimated from the denoiser, see docs). The paper's claim is that the two are "
-    "strongly correlated: the scatter below shows one against the other with their correlation. "
-    "Pick a pair to see samples of both classes."
-)
+DISTANCES = ("Are classes whose centroids lie far apart also far apart as densities? Click a point of the "
+             "scatter to see samples of both classes.")
+DISTANCES_MORE = (
+    "Left: the squared distance between class centroids ||phibar_a - phibar_b||^2 in the chosen layer at one "
+    "sigma. Right: the density distance between the two class densities (a symmetrised KL divergence estimated "
+    "from the denoiser; docs/analysis.md), measured once per model and cached beside its atlas. Both heatmaps "
+    "colour by the logarithm, so that every pair is readable; hover for the values. The paper expects the two "
+    "to be correlated; the line under the scatter says how strongly they are on this model, layer and sigma.")
 
-DENOISE = (
-    "Paper figure 2: a test image with noise of level sigma added, denoised by the feature-guided "
-    "model conditioned on each class centroid, and by the mixture model that knows no class. Each "
-    "output shows its PSNR (higher is closer to the clean image). Conditioning on the right class "
-    "should beat the mixture at large sigma; a wrong class hurts. Pick a test image or upload one."
-)
+DENOISE = ("Noise of level sigma added to a test image (click one) and removed knowing each class, against "
+           "the mixture model that knows none.")
+DENOISE_MORE = (
+    "Paper figure 2: each output is conditioned on one class centroid; the chart gives its PSNR minus the "
+    "mixture model's, in dB (right of the zero line: knowing that class helped). Conditioning on the right class "
+    "should beat the mixture at large sigma; a wrong class hurts. Differences of a tenth of a dB are typical at "
+    "small sigma. Upload an image of your own to try it instead of a test image.")
 
-MODEL = (
-    "The loaded checkpoint: its training configuration, the data it learnt and how training went. "
-    "Everything the app shows can also be requested programmatically (see *Use via API* at the "
-    "bottom of the page and docs/app.md)."
-)
+MODEL = ("The model the page shows: what it learnt, how long it trained and how it measures. Everything the app "
+         "shows can also be requested programmatically (*Use via API* at the bottom of the page, docs/app.md).")
 
 HOW_TO_READ = """
 - **Embeddings**: where images sit in feature space, per layer, noise level and model.
@@ -101,7 +114,7 @@ def model_card(ckpt, mixture=None) -> str:
     m = tc["model"]
     info = d.get("info", {})
     lines = [
-        f"**Feature-guided model** `{d['path']}`: trained {trained(ckpt)} on the **{tc['dataset']}** dataset "
+        f"**Feature-guided model** `{shown_path(d['path'])}`: trained {trained(ckpt)} on the **{tc['dataset']}** dataset "
         f"({len(d['classes'])} classes: {', '.join(d['classes'])}), images {m['channels']} x {m['size']} x "
         f"{m['size']} ({'grey' if m['channels'] == 1 else 'colour'}).",
         f"UNet with channel widths {tuple(m['widths'])}{grown_from(ckpt)}, {d['parameters']:,} parameters; phi has "
@@ -114,7 +127,7 @@ def model_card(ckpt, mixture=None) -> str:
     ]
     if mixture is not None:
         md = mixture.describe()
-        lines.append(f"**Mixture model** `{md['path']}`: the same network trained {trained(mixture)} on all "
+        lines.append(f"**Mixture model** `{shown_path(md['path'])}`: the same network trained {trained(mixture)} on all "
                      "classes without projection; the unconditional baseline of the comparisons.")
     else:
         lines.append("No mixture model is loaded: views that compare against it say so "
@@ -122,11 +135,105 @@ def model_card(ckpt, mixture=None) -> str:
     return "\n\n".join(lines)
 
 
-def shipped_card(ckpt) -> str | None:
-    """The MODEL_CARD.md written beside a checkpoint (its folder or the one above), if any."""
+def beside(ckpt, name: str) -> Path | None:
+    """A file written beside a checkpoint (its folder or the one above), if any."""
+    if not ckpt.path:
+        return None
     here = Path(ckpt.path).parent
     for folder in (here, here.parent):
-        card = folder / "MODEL_CARD.md"
-        if card.is_file():
-            return card.read_text()
+        if (folder / name).is_file():
+            return folder / name
     return None
+
+
+def no_machine_paths(text: str) -> str:
+    """Absolute paths of this machine: relative to the project when inside it, else their last two parts."""
+    text = re.sub(re.escape(str(ROOT)) + r"/?", "", text)
+    # any other absolute path: only its last two parts (the folder and the file)
+    return re.sub(r"(?<![\w.])/(?:[^\s\"'`,()/]+/)*([^\s\"'`,()/]+/[^\s\"'`,()/]+)", r"\1", text)
+
+
+def shipped_card(ckpt) -> str | None:
+    """The MODEL_CARD.md written beside a checkpoint, with paths relative to the project, if any."""
+    path = beside(ckpt, "MODEL_CARD.md")
+    return None if path is None else no_machine_paths(path.read_text())
+
+
+def evaluation(ckpt) -> dict | None:
+    """evaluation.json beside the checkpoint, when it was measured on this very checkpoint."""
+    path = beside(ckpt, "evaluation.json")
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    made = Path(str(data.get("checkpoint", ""))).resolve()
+    return data if made == Path(ckpt.path).resolve() else None
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+
+
+def model_summary(ctx) -> str:
+    """A short table: data, classes, parameters, training, evaluation figures."""
+    fg, mix = ctx.fg, ctx.mixture
+    tc, m = fg.train_config, fg.config
+    info = fg.info
+    rows = [("model", f"`{ctx.label}`"),
+            ("data", f"{tc.dataset}" + (f", {info['train_images']:,} training crops" if "train_images" in info else "")
+             + f", {m.channels} x {m.size} x {m.size} {'grey' if m.channels == 1 else 'colour'}"),
+            ("classes", f"{len(fg.classes)}: {', '.join(fg.classes)}"),
+            ("network", f"UNet, widths {tuple(m.widths)}, {fg.describe()['parameters']:,} parameters"),
+            ("training", f"{fg.total_steps:,} steps" + (f", {minutes(fg.total_wall_seconds)}" if fg.total_wall_seconds else "")
+             + (f" on {info['machine']}" if "machine" in info else "")
+             + (f" ({len(fg.lineage) + 1} runs)" if fg.lineage else "")),
+            ("mixture baseline", f"`{shown_path(mix.path)}`, {mix.total_steps:,} steps" if mix is not None else "none loaded")]
+    ev = evaluation(fg)
+    if ev is not None:
+        rows.append(("samples read as their class", f"mean {ev['mean_class_accuracy']:.0%}, lowest "
+                     f"{ev['min_class_accuracy']:.0%} ({ev['samples_per_class']} per class; `python -m engine evaluate`)"))
+        if "classifier_test_accuracy" in ev:
+            rows.append(("classifier on real crops", f"{ev['classifier_test_accuracy']:.1%}"))
+    meas = ctx.measures.get()
+    if meas is not None:
+        acc = np.asarray(meas.accuracy, float)
+        if ev is None:
+            rows.append(("samples read as their class", f"mean {acc.mean():.0%}, lowest {acc.min():.0%} "
+                         f"({meas.samples} per class, measured for the app)"))
+        rows.append(("defaults chosen from measurements", f"interpolation {meas.pair[0]} to {meas.pair[1]}; "
+                     f"trajectories {', '.join(meas.targets)}"))
+    else:
+        rows.append(("measurements", ctx.measures.status()))
+    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def lineage_segments(ckpt) -> list[tuple[str, list]]:
+    """The loss history of every run in a checkpoint's lineage, oldest first, each shifted by the
+    steps before it; an earlier run whose file is gone gives an empty history (a gap)."""
+    import torch
+    runs = list(reversed(ckpt.lineage))
+    out, offset = [], 0
+    for r in runs:
+        history = []
+        path = Path(str(r.get("path", "")))
+        if not path.is_absolute():
+            path = ROOT / path
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            history = [(h[0] + offset, h[1]) for h in state.get("info", {}).get("history", [])]
+        except Exception:
+            history = []
+        out.append((shown_path(r.get("path", "earlier run")), history))
+        offset += int(r.get("step", 0))
+    out.append((shown_path(ckpt.path) if runs else "training", [(h[0] + offset, h[1]) for h in ckpt.info.get("history", [])]))
+    return out
+
+
+def config_json(ctx) -> dict:
+    """The checkpoints' full configuration, with paths relative to the project."""
+    out = {"feature_guided": ctx.fg.describe()}
+    if ctx.mixture is not None:
+        out["mixture"] = ctx.mixture.describe()
+    return json.loads(no_machine_paths(json.dumps(out, default=str)))

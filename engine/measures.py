@@ -130,25 +130,21 @@ def nearest_centroid(phi: np.ndarray, centroids: np.ndarray, spreads: np.ndarray
 # ----------------------------------------------------------------------------- the cached measures
 
 @dataclass
-class Measures:
+class DensityMeasures:
+    """The density distances of every pair of classes (the first, and slowest, of the measures)."""
     classes: list[str]
-    fingerprint: str                       # of the feature-guided checkpoint they were drawn from
     pairs: list[list[int]]                 # (P, 2)
     density_distance: list[float]          # (P,)
     density_sigmas: list[float]            # (M,)
     density_share: list[float]             # (M,) each sigma's share of D
     density_local_pearson: list[float]     # (M,) integrand against the centroid distance at that sigma
     density_per_class: int
-    accuracy: list[float]                  # (K,) share of samples read as their class
-    samples: int
-    seed: int
-    final_distance: list[list[float]]      # (K, K) RMS pixel distance of the classes' final samples
-    bifurcation_sigma: list[list[float]]   # (K, K), nan on the diagonal
-    pair: list[str]
-    targets: list[str]
-    seconds: float = 0.0
-    created: str = ""
-    info: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, classes: list[str], dens) -> "DensityMeasures":
+        """From an analysis.DensityResult."""
+        return cls(list(classes), dens.pairs.tolist(), _rounded(dens.density_distance), _rounded(dens.sigmas),
+                   _rounded(dens.share), _rounded(dens.local_pearson), int(dens.per_class))
 
     def density_matrix(self) -> np.ndarray:
         k = len(self.classes)
@@ -156,6 +152,25 @@ class Measures:
         p = np.asarray(self.pairs, int).reshape(-1, 2)
         m[p[:, 0], p[:, 1]] = m[p[:, 1], p[:, 0]] = self.density_distance
         return m
+
+
+def _rounded(v) -> list:
+    return [None if not math.isfinite(float(x)) else round(float(x), 6) for x in v]
+
+
+@dataclass
+class Measures(DensityMeasures):
+    fingerprint: str = ""                  # of the feature-guided checkpoint they were drawn from
+    accuracy: list[float] = field(default_factory=list)   # (K,) share of samples read as their class
+    samples: int = 0
+    seed: int = 0
+    final_distance: list[list[float]] = field(default_factory=list)   # (K, K) RMS distance of final samples
+    bifurcation_sigma: list[list[float]] = field(default_factory=list)  # (K, K), nan on the diagonal
+    pair: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    created: str = ""
+    info: dict = field(default_factory=dict)
 
     def matches(self, fg) -> bool:
         return self.fingerprint == fg.fingerprint and self.classes == list(fg.classes)
@@ -208,12 +223,18 @@ def choose_targets(accuracy: np.ndarray, final: np.ndarray, classes: list[str], 
 
 
 def measure(fg, images: np.ndarray, labels: np.ndarray, classifier, samples: int = 8, seed: int = 0,
-            progress: bool = False, log=None) -> Measures:
-    """Compute every measure above for a feature-guided model (held-out images from the atlas)."""
+            progress: bool = False, log=None, on_density=None) -> Measures:
+    """Compute every measure above for a feature-guided model (held-out images from the atlas).
+    classifier: an engine.classifier.Classifier, or a function returning one (called once the
+    density distances are done); on_density(DensityMeasures) is called as soon as they are."""
     t0 = time.perf_counter()
     say = log or (lambda msg: None)
     say("density distance")
     dens = density_distance(fg, images, labels, progress=progress)
+    if on_density is not None:
+        on_density(DensityMeasures.of(fg.classes, dens))
+    if callable(classifier) and not hasattr(classifier, "predict"):
+        classifier = classifier()
     settings = SamplerSettings()
     k = len(fg.classes)
     accuracy = np.zeros(k)
@@ -235,13 +256,10 @@ def measure(fg, images: np.ndarray, labels: np.ndarray, classifier, samples: int
         bif[i, j] = bif[j, i] = half_rise_sigma(s, d)
     pair = choose_pair(accuracy, final, list(fg.classes))
     targets = choose_targets(accuracy, final, list(fg.classes))
-    rnd = lambda v: [None if not math.isfinite(x) else round(float(x), 6) for x in v]   # noqa: E731
     return Measures(
-        classes=list(fg.classes), fingerprint=fg.fingerprint, pairs=dens.pairs.tolist(),
-        density_distance=rnd(dens.density_distance), density_sigmas=rnd(dens.sigmas),
-        density_share=rnd(dens.share), density_local_pearson=rnd(dens.local_pearson),
-        density_per_class=int(dens.per_class), accuracy=rnd(accuracy), samples=samples, seed=seed,
-        final_distance=[rnd(r) for r in final], bifurcation_sigma=[[float(x) for x in r] for r in bif],
+        **vars(DensityMeasures.of(fg.classes, dens)), fingerprint=fg.fingerprint,
+        accuracy=_rounded(accuracy), samples=samples, seed=seed,
+        final_distance=[_rounded(r) for r in final], bifurcation_sigma=[[float(x) for x in r] for r in bif],
         pair=pair, targets=targets, seconds=round(time.perf_counter() - t0, 1),
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         info={"step": fg.total_steps, "sampler": asdict(settings)})

@@ -46,11 +46,20 @@ def tiny_classifier(tiny_fg):
     return train_classifier(key, steps=30, progress=False)
 
 
+FIRST, SECOND = "tiny", "tiny, without a mixture"
+
+
 @pytest.fixture(scope="session")
-def app_server(tiny_fg, tiny_mixture, tiny_atlas, tiny_classifier):
-    from app import create_demo, launch_kwargs
-    demo = create_demo(tiny_fg, tiny_mixture, tiny_atlas, tiny_classifier, engine_concurrency=1, max_queue=32,
-                       warm_umap=False)
+def app_server(tiny_fg, tiny_mixture, tiny_atlas, tiny_classifier, tiny_fg_dir):
+    """The app on two entries of the model picker: the tiny pair (atlas given), and the tiny
+    feature-guided model alone, loaded when picked (its atlas and measures then made in the background)."""
+    from app import create_app, launch_kwargs
+    from app.context import FG, MIXTURE, AtlasHolder, ClassifierHolder, Context, ModelSource, Registry
+    first = Context(tiny_fg, tiny_mixture, AtlasHolder({FG: tiny_fg, MIXTURE: tiny_mixture}, tiny_atlas, warm=False),
+                    ClassifierHolder(tiny_fg, tiny_classifier), label=FIRST)
+    registry = Registry([ModelSource(tiny_fg_dir, None, None, label=SECOND, classifier=tiny_classifier)],
+                        loaded={FIRST: first}, warm_umap=False, per_class=8)
+    demo = create_app(registry, engine_concurrency=1, max_queue=32)
     port = free_port()
     demo.launch(prevent_thread_lock=True, **launch_kwargs("127.0.0.1", port, quiet=True))
     yield Server(f"http://127.0.0.1:{port}/", demo, tiny_fg, tiny_mixture, tiny_atlas, tiny_classifier)

@@ -19,6 +19,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from engine.data import fit_image, load_image
+from engine.config import SamplerSettings
 from engine.sampler import EPS_SCALE, GUIDANCE, ClassTarget, ImageTarget, run
 
 ENDPOINTS = ["/sample", "/interpolate", "/interpolate_strip", "/trajectories", "/denoise", "/embedding",
@@ -35,7 +36,8 @@ def by_name(files: list[str]) -> dict[str, str]:
 
 
 def engine_samples(ckpt, target, n, seed, beta=0.25, h0=0.01, guidance=GUIDANCE, eps_scale=EPS_SCALE) -> np.ndarray:
-    x, _ = run(ckpt, target, n=n, seed=seed, beta=beta, h0=h0, guidance=guidance, eps_scale=eps_scale)
+    x, _ = run(ckpt, target, n=n, seed=seed,
+               settings=SamplerSettings(beta=beta, h0=h0, guidance=guidance, eps_scale=eps_scale))
     return x.cpu().numpy()
 
 
@@ -43,7 +45,10 @@ def test_every_endpoint_is_named_and_documented(client):
     info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(ENDPOINTS) <= set(info)
     params = {p["parameter_name"] for p in info["/sample"]["parameters"]}
-    assert {"condition", "class_name", "images", "n", "seed", "beta", "h0", "guidance", "eps_scale"} <= params
+    assert {"condition", "class_name", "images", "n", "seed", "beta", "h0", "guidance", "eps_scale",
+            "checkpoint"} <= params
+    for name in ENDPOINTS:                          # every view can be asked of any model of the picker
+        assert info[name]["parameters"][-1]["parameter_name"] == "checkpoint", name
 
 
 def test_sample_streams_then_returns_the_engine_samples_and_a_reproducible_command(client, app_server, tmp_path):
@@ -63,6 +68,7 @@ def test_sample_streams_then_returns_the_engine_samples_and_a_reproducible_comma
     np.testing.assert_allclose(got, want, atol=1e-6)
     record = json.loads(open(files["json"]).read())
     assert record["seed"] == 7 and record["n"] == 4 and record["settings"]["beta"] == 0.3
+    assert f"{record['steps']} steps" in final[2]            # the status and the download agree
     assert record["settings"]["guidance"] == 0.5 and record["settings"]["eps_scale"] == 1.1
     # the command in the JSON draws the same samples
     from engine.cli import main
@@ -161,10 +167,15 @@ def test_trajectories_share_their_start_and_mark_the_bifurcation(client, app_ser
 
 
 def test_denoise_test_image_and_upload(client, app_server, tmp_path):
-    picture, fig, summary = client.predict(3, None, 0.4, 0, api_name="/denoise")
-    assert picture.endswith(".png")
+    outputs, fig, summary = client.predict(3, None, 0.4, 0, api_name="/denoise")
+    k = len(app_server.fg.classes)
+    assert len(outputs) == 3 + k                                   # clean, noisy, mixture, one per class
+    captions = [o["caption"] for o in outputs]
+    assert captions[0].startswith("clean") and all(" dB" in c for c in captions[1:])
     bars = json.loads(fig["plot"])["data"][0]
-    assert len(bars["x"]) == len(app_server.fg.classes)           # one output per conditioning class
+    assert len(bars["y"]) == k                                     # one bar per conditioning class
+    gains = summary["gain_over_mixture_db"]                        # the bars: PSNR over the mixture's
+    assert all(abs(gains[c] - (summary["psnr_by_class"][c] - summary["psnr_mixture"])) < 2e-3 for c in gains)
     true = summary["true_class"]
     assert true == app_server.fg.classes[app_server.atlas.labels[3]]
     assert set(summary["psnr_by_class"]) == set(app_server.fg.classes)
@@ -180,6 +191,7 @@ def test_embedding_places_an_upload_in_the_map(client, app_server, tmp_path):
     data = json.loads(fig["plot"])["data"]
     assert any(d.get("name") == "your image" for d in data)
     assert "PCA" in note and "rgba.png" in note
+    assert "times that class's own spread" in note             # how far it lies from the nearest class
     fig, note = client.predict("feature_guided", "mid", 0.05, "umap", None, api_name="/embedding")
     assert "still being fitted" in note or "UMAP" in note
 

@@ -85,7 +85,7 @@ def test_sample_view_shows_real_crops_and_the_classifiers_reading_of_the_samples
     name = tiny_fg.classes[1]
     outs = list(views.sample(CLASS, name, None, 3, 4))
     real = tiny_atlas.images[tiny_atlas.labels == 1][:16]
-    np.testing.assert_array_equal(outs[0][5], imaging.grid(real))        # the class's held-out crops
+    np.testing.assert_array_equal(outs[0][5], imaging.grid(real, px=300))  # the class's held-out crops
     final = outs[-1]
     files = {Path(f).suffix: f for f in final[4]}
     samples = np.load(files[".npy"])
@@ -101,7 +101,7 @@ def test_unconditional_samples_are_compared_with_crops_of_every_class(tiny_fg, t
                   ClassifierHolder(tiny_fg, tiny_classifier))
     outs = list(Views(ctx).sample(MIXTURE_MODE, None, None, 2, 0))
     idx = np.concatenate([np.nonzero(tiny_atlas.labels == c)[0][:2] for c in range(len(tiny_fg.classes))])
-    np.testing.assert_array_equal(outs[0][5], imaging.grid(tiny_atlas.images[idx]))
+    np.testing.assert_array_equal(outs[0][5], imaging.grid(tiny_atlas.images[idx], px=300))
     assert "reads them as" in outs[-1][2]
 
 
@@ -173,13 +173,13 @@ def test_app_rebuilds_an_atlas_drawn_from_other_weights(tiny_fg_dir, tiny_mixtur
     shutil.copytree(tiny_fg_dir, run)
     tiny_atlas.save(run / "atlas")
     script = _app_script()
-    args = script.parse_args(["--checkpoint", str(run), "--mixture", str(tiny_mixture_dir), "--no-umap"])
-    assert script.load(args)[2].atlas is not None                 # drawn from these models: served
+    args = script.parse_args(["--checkpoint", str(run), "--mixture", str(tiny_mixture_dir), "--no-umap", "--no-runs"])
+    assert script.load(args).context().atlas.get() is not None     # drawn from these models: served
     # the same run fine-tuned as long again (same step count), or its weights edited: rebuilt
     state = torch.load(run / "model.pt", weights_only=False)
     state["model"]["out.weight"] += 1e-3
     torch.save(state, run / "model.pt")
-    holder = script.load(args)[2]
+    holder = script.load(args).context().atlas
     assert holder.atlas is None and holder.phase == "waiting"
 
 
@@ -201,3 +201,101 @@ def test_interpolation_strip_ends_with_real_crops_of_both_classes(tiny_fg, tiny_
     without, _, same_table = strip(None)                       # no atlas yet: the strip alone
     assert table == same_table
     assert with_real.shape[0] == without.shape[0] and with_real.shape[1] > without.shape[1]
+
+
+def test_a_refused_upload_is_named_in_plain_words_with_every_bad_file(tiny_fg, tiny_atlas, tmp_path):
+    views = Views(Context(tiny_fg, None, AtlasHolder({FG: tiny_fg}, tiny_atlas, warm=False)))
+    files = bad_uploads(tmp_path)
+    paths = [files["rgba.png"][0], files["not_an_image.png"][0], files["corrupt.png"][0]]
+    with pytest.raises(EngineError) as e:
+        views.read_uploads(paths)
+    msg = str(e.value)
+    assert "not_an_image.png" in msg and "corrupt.png" in msg and "2 of 3 files refused" in msg
+    assert "Error" not in msg and str(tmp_path) not in msg            # no exception names, no temp paths
+    picture, words = views.preview_uploads(paths)
+    assert picture is None and words.startswith("**Refused:**") and "not_an_image.png" in words
+
+
+def test_uploads_are_placed_against_the_class_centroids(tiny_fg, tiny_atlas, tmp_path):
+    from engine.measures import Nearest
+    views = Views(Context(tiny_fg, None, AtlasHolder({FG: tiny_fg}, tiny_atlas, warm=False)))
+    near = views.placement(tiny_atlas.images[:2])
+    assert 0 <= near.index < len(tiny_fg.classes) and near.ratio > 0
+    assert "Far from every class" in views.placement_text(Nearest(0, 5.0, 2.0, 2.5))
+    assert "within the class" in views.placement_text(Nearest(1, 1.0, 2.0, 0.5))
+    picture, words = views.preview_uploads([bad_uploads(tmp_path)["rgba.png"][0]])
+    assert picture.dtype == np.uint8 and "times its spread" in words
+
+
+def test_correlations_are_described_by_their_strength():
+    from app.callbacks import correlation_words
+    assert correlation_words(0.45, 0.5).startswith("a moderate positive")
+    assert correlation_words(0.8, 0.7).startswith("a strong positive")
+    assert correlation_words(-0.1, 0.0).startswith("a weak negative")
+    assert "no correlation" in correlation_words(float("nan"), float("nan"))
+
+
+def test_the_registry_serves_each_model_its_own_views_and_the_page_clears_a_failed_view(
+        tiny_fg, tiny_mixture, tiny_atlas, tiny_fg_dir, tmp_path):
+    from app.context import ModelSource, Registry
+    from app.layout import bind
+    first = Context(tiny_fg, tiny_mixture, AtlasHolder({FG: tiny_fg, MIXTURE: tiny_mixture}, tiny_atlas, warm=False),
+                    label="first")
+    reg = Registry([ModelSource(tiny_fg_dir, None, None, label="second")], loaded={"first": first}, warm_umap=False,
+                   per_class=3)
+    assert reg.choices() == ["first", "second"] and reg.default == "first"
+    assert reg.views("second").ctx.mixture is None and reg.views("first").ctx is first
+    assert reg.views("second") is reg.views("second")
+    with pytest.raises(EngineError, match="unknown model 'third'"):
+        reg.context("third")
+    api = bind(reg, "denoise")
+    outputs, fig, summary = api(0, None, 0.5, 0, "first")
+    assert summary["model"] == "first" and summary["psnr_mixture"] is not None
+    upload = bad_uploads(tmp_path)["rgba.png"][0]
+    _, _, summary = api(0, upload, 0.5, 0, "second")
+    assert summary["model"] == "second" and summary["psnr_mixture"] is None and summary["image"] == "rgba.png"
+    with pytest.raises(gr.Error, match="sigma must be"):
+        api(0, None, 9.0, 0, "first")
+    page = bind(reg, "denoise", page=True, n_out=3, error_as=lambda m: "Error: " + m)
+    cleared = page(0, None, 9.0, 0, "first")
+    assert cleared[:3] == (None, None, None) and cleared[3].startswith("Error: sigma must be")
+    assert page(0, None, 0.5, 0, "first")[3] == ""
+    import inspect
+    assert list(inspect.signature(api).parameters)[-1] == "checkpoint"
+
+
+def test_the_model_tab_shows_no_machine_paths(tiny_fg, tiny_mixture, tiny_atlas):
+    from app import text
+    from app.context import ROOT
+    ctx = Context(tiny_fg, tiny_mixture, AtlasHolder({FG: tiny_fg}, tiny_atlas, warm=False))
+    words = text.model_summary(ctx) + text.model_card(tiny_fg, tiny_mixture) + str(text.config_json(ctx))
+    assert str(ROOT) not in words and "/tmp" not in words
+    assert "parameters" in words and f"{tiny_fg.total_steps:,} steps" in words
+    segments = text.lineage_segments(tiny_fg)
+    assert len(segments) == len(tiny_fg.lineage) + 1
+    assert [h[0] for h in segments[-1][1]] == [h[0] for h in tiny_fg.info.get("history", [])]   # no earlier runs
+
+
+def test_the_loss_curve_spans_the_whole_lineage(tiny_fg_dir, tmp_path):
+    """A run fine-tuned from another: the curve holds the earlier run's history, then its own, shifted."""
+    import torch
+
+    from app import figures, text
+    from engine.checkpoint import load_checkpoint, read_file
+    start = read_file(tiny_fg_dir)
+    state = torch.load(tiny_fg_dir / "model.pt", weights_only=False)
+    state["info"]["history"] = [(10, 0.5), (20, 0.4)]
+    torch.save(state, tmp_path / "first.pt")
+    state["step"] = 5
+    state["info"] = {"history": [(2, 0.2), (4, 0.1)],
+                     "init": {"path": str(tmp_path / "first.pt"), "step": start["step"], "wall_seconds": 1.0,
+                              "train_config": start["train_config"], "init": None}}
+    torch.save(state, tmp_path / "second.pt")
+    ckpt = load_checkpoint(tmp_path / "second.pt", device="cpu")
+    segments = text.lineage_segments(ckpt)
+    assert [[p[0] for p in h] for _, h in segments] == [[10, 20], [start["step"] + 2, start["step"] + 4]]
+    fig = figures.loss_figure(segments)
+    assert len(fig.data) == 2 and list(fig.data[1].x) == [start["step"] + 2, start["step"] + 4]
+    (tmp_path / "first.pt").unlink()                                # an earlier run no longer on disk: a gap
+    gap = text.lineage_segments(ckpt)
+    assert gap[0][1] == [] and "not recorded" in figures.loss_figure(gap).layout.title.text
