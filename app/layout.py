@@ -336,8 +336,11 @@ def build_blocks(registry: Registry, engine_concurrency: int = 1) -> gr.Blocks:
                     except gr.Error as e:
                         yield None, None, error_status(e.message), None, None, None
 
-                run = s_run.click(sample_page, s_inputs, s_outputs, api_visibility="private",
-                                  show_progress="minimal", **heavy)
+                # the status leaves the last run's "done" at once, so that Stop pressed while this run
+                # still waits in the queue says "stopped" too
+                run = s_run.click(lambda: status_html("starting: the run begins when the engine is free", kind="queued"),
+                                  None, s_status, api_visibility="private", queue=False).then(
+                    sample_page, s_inputs, s_outputs, api_visibility="private", show_progress="minimal", **heavy)
 
                 def stopped(status):
                     if status and ("run-status done" in status or "run-status error" in status):

@@ -115,7 +115,7 @@ def test_a_stopped_run_says_stopped(browser_page):
     n.fill("64")
     n.press("Enter")
     page.click("#sample-run")
-    page.wait_for_function("() => document.querySelector('#sample-status').innerText.includes('step')")
+    page.wait_for_function("() => document.querySelector('#sample-status').innerText.includes('still denoising')")
     page.click("#sample-stop")
     page.wait_for_function("() => document.querySelector('#sample-status').innerText.includes('stopped')")
     page.wait_for_timeout(1500)                                  # no later frame overwrites it
