@@ -22,27 +22,13 @@ import numpy as np
 from engine.atlas import Atlas, build_atlas
 from engine.checkpoint import Checkpoint
 from engine.errors import EngineError
+from engine.paths import ROOT, shown_path  # noqa: F401 (ROOT, shown_path: the pages')
 from engine.measures import Measures, measure
 
 log = logging.getLogger("app")
 
 FG = "feature_guided"
 MIXTURE = "mixture"
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def shown_path(path) -> str:
-    """A path as the page shows it: relative to the project (or the working folder) when inside it,
-    else only its last two parts; never the machine's absolute path."""
-    if not path:
-        return "(in memory)"
-    p = Path(str(path)).resolve()
-    for base in (ROOT, Path.cwd()):
-        try:
-            return p.relative_to(base.resolve()).as_posix()
-        except ValueError:
-            pass
-    return "/".join(p.parts[-2:])
 
 
 class AtlasHolder:

@@ -45,6 +45,7 @@ CSS = """
 .tidy th, .tidy td { white-space: nowrap; padding: 2px 8px; }
 .tidy h1 { font-size: 1.2em; } .tidy h2 { font-size: 1.05em; }
 .summary-table table td:first-child { white-space: nowrap; font-weight: 600; }
+.summary-table table thead { display: none; }   /* a markdown table needs a header row; this one is empty */
 .pick-box { display: none !important; }
 #top-row { align-items: center; }
 #top-row h2 { margin: 0; }

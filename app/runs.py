@@ -7,7 +7,6 @@ seed and settings give the same numbers: engine/sampler.py seeds one noise strea
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import time
 from dataclasses import asdict
@@ -15,17 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.paths import shown_path
 from engine.sampler import SamplerSettings
 
 from . import imaging
-
-
-def shown_path(path: str) -> str:
-    """A checkpoint path as the user would type it: relative to the working folder when inside it."""
-    try:
-        return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
-    except ValueError:
-        return path
 
 
 def sample_command(checkpoint: str, target: dict, n: int, seed: int, settings: SamplerSettings,

@@ -49,6 +49,7 @@ from tqdm import tqdm
 from .checkpoint import ASSETS, Checkpoint
 from .data import load_dataset
 from .errors import EngineError
+from .paths import shown_path
 
 DEFAULT_ATLAS = ASSETS / "atlas"
 FORMAT = "feature-atlas/1"
@@ -354,7 +355,7 @@ def build_atlas(checkpoints: dict[str, Checkpoint], per_class: int = PER_CLASS, 
         cents[m].append(model_centroids(checkpoints[m], s, p, labels))
     slices = {m: {**c.layer_slices(), ALL: slice(0, c.model.phi_dim)} for m, c in checkpoints.items()}
     info = {"dataset": first.train_config.dataset, "split": "test", "per_class": per_class, "seed": seed,
-            "checkpoints": {m: {"path": c.path, "step": c.step, "kind": c.kind, "phi_dim": c.model.phi_dim,
+            "checkpoints": {m: {"path": shown_path(c.path), "step": c.step, "kind": c.kind, "phi_dim": c.model.phi_dim,
                                 "fingerprint": c.fingerprint} for m, c in checkpoints.items()}}
     atlas = Atlas(test.classes, labels, images, sigmas, {m: np.stack(v) for m, v in phi.items()},
                   {m: np.stack(v) for m, v in cents.items()}, slices, info)

@@ -53,6 +53,7 @@ from .classifier import load_classifier
 from .data import load_dataset
 from .metrics import kernel_distance, mean_pairwise_distance, nearest_distance, psnr
 from .config import SamplerSettings
+from .paths import shown_path
 from .sampler import ClassTarget, run
 
 PSNR_SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0)
@@ -136,7 +137,7 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
     train = load_dataset(cfg.dataset, "train", size, channels, cfg.n_per_class, cfg.seed)
     test = load_dataset(cfg.dataset, "test", size, channels, None, cfg.seed)
     clf = load_classifier(ckpt, progress=progress)
-    report = {"checkpoint": ckpt.path, "classes": ckpt.classes, "samples_per_class": per_class,
+    report = {"checkpoint": shown_path(ckpt.path), "classes": ckpt.classes, "samples_per_class": per_class,
               "sampler": vars(settings or SamplerSettings()),
               "classifier_test_accuracy": float((clf.predict(test.images) == test.labels).mean())}
 

@@ -7,6 +7,23 @@ from pathlib import Path
 
 from .errors import EngineError
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def shown_path(path) -> str:
+    """A path as the project shows it (page, model card, evaluation JSON): relative to the project
+    (or the working folder) when inside it, else only its last two parts; never the machine's
+    absolute path."""
+    if not path:
+        return "(in memory)"
+    p = Path(str(path)).resolve()
+    for base in (ROOT, Path.cwd()):
+        try:
+            return p.relative_to(base.resolve()).as_posix()
+        except ValueError:
+            pass
+    return "/".join(p.parts[-2:])
+
 
 def _probe(folder: Path, what: str, shown: Path) -> None:
     """Make `folder` (and its parents) and write a scratch file in it: the one test that also

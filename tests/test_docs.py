@@ -50,8 +50,8 @@ def test_every_documented_command_uses_flags_its_subcommand_has(doc):
 def test_readme_states_the_samplers_defaults():
     s = SamplerSettings()
     stated = (f"`h0 = {s.h0:g}, beta = {s.beta:g}, sigma_0 = {s.sigma_0:g}, sigma_L = {s.sigma_L:g}, "
-              f"max_steps = {s.max_steps}, guidance = {s.guidance:g}, "
-              f"eps_scale = {s.eps_scale:g} above sigma {s.eps_scale_sigma:g}`")
+              f"max_steps = {s.max_steps}, guidance = {s.guidance:g}, eps_scale = {s.eps_scale:g}"
+              + (f" above sigma {s.eps_scale_sigma:g}`" if s.eps_scale != 1 else "`"))
     assert stated in README
 
 

@@ -32,7 +32,7 @@ def conditioning_images() -> torch.Tensor:
 def cases(ckpt) -> dict:
     """name -> (target, n, seed, settings, record the steps)."""
     a, b = ckpt.classes[:2]
-    short = SamplerSettings(max_steps=30)
+    short = SamplerSettings(max_steps=30, guidance=2.0, eps_scale=1.2, beta=0.1, h0=0.01)   # explicit: defaults may move
     return {
         "unconditional": (Unconditional(), 2, 0, short, False),
         "class": (ClassTarget(a), 3, 1, short, True),

@@ -46,12 +46,12 @@ widths = [16, 32]
 
 def test_every_shipped_recipe_loads_and_each_model_has_one():
     for name in ("feature_guided", "mixture"):
-        r = load_recipe(RECIPES / f"{name}.toml")
-        assert r.config(stage=r.stages[-1] if r.stages else None).kind == name
-        long = load_recipe(RECIPES / f"{name}_long.toml")             # the next model, in training
-        assert long.config(stage=long.stages[-1]).kind == name and long.config().model == r.config().model
-    assert load_recipe(RECIPES / "feature_guided.toml").config().model.widths == \
-        load_recipe(RECIPES / "mixture.toml").config().model.widths          # a fair baseline
+        long = load_recipe(RECIPES / f"{name}_long.toml")              # the shipped pair's recipes
+        short = load_recipe(RECIPES / f"{name}_short.toml")            # a quarter of the steps, for screens
+        assert long.config(stage=long.stages[-1]).kind == name == short.config().kind
+        assert long.config().model == short.config().model
+    assert load_recipe(RECIPES / "feature_guided_long.toml").config().model.widths == \
+        load_recipe(RECIPES / "mixture_long.toml").config().model.widths          # a fair baseline
 
 
 def test_settings_merge_recipe_then_cuda_then_stage_then_command_line(tmp_path):
