@@ -7,6 +7,7 @@ seed and settings give the same numbers: engine/sampler.py seeds one noise strea
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import time
 from dataclasses import asdict
@@ -14,16 +15,26 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.paths import shown_path
 from engine.sampler import SamplerSettings
 
 from . import imaging
 
 
+def command_path(path: str) -> str:
+    """A checkpoint path as the user would type it in a command: relative to the working folder when
+    inside it, else as given (the command must run; the page shows the command's checkpoint by
+    engine.paths.shown_path)."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:                          # another drive (Windows)
+        return path
+    return path if rel.startswith("..") else rel
+
+
 def sample_command(checkpoint: str, target: dict, n: int, seed: int, settings: SamplerSettings,
                    image_names: list[str] | None = None, out: str = "samples.npy") -> str:
     """The `python -m engine sample` line for a run (see engine/cli.py)."""
-    args = ["python", "-m", "engine", "sample", "--checkpoint", shown_path(checkpoint)]
+    args = ["python", "-m", "engine", "sample", "--checkpoint", command_path(checkpoint)]
     mode = target["mode"]
     if mode == "class":
         args += ["--class", str(target["class"])]

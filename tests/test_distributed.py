@@ -58,22 +58,34 @@ def test_two_processes_stay_in_step_and_follow_one_process(tmp_path):
     assert ckpt.step == steps and ckpt.centroids is not None
 
 
-def test_two_machines_meet_at_a_rendezvous_endpoint(tmp_path):
-    """--nnodes 2 --node-rank R --rdzv-endpoint HOST:PORT, both "machines" on 127.0.0.1."""
+def _two_machines(out: Path) -> tuple[list[int], list[tuple[str, str]]]:
     import socket
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     jobs = [subprocess.Popen([str(TORCHRUN), "--nnodes", "2", "--node-rank", str(r), "--nproc_per_node", "1",
                               "--rdzv-endpoint", f"127.0.0.1:{port}", "-m", "engine", "train", *TINY,
-                              "--steps", "3", "--out", str(tmp_path / "run")],
+                              "--steps", "3", "--out", str(out)],
                              cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for r in range(2)]
     outs = [j.communicate(timeout=300) for j in jobs]
-    assert [j.returncode for j in jobs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    return [j.returncode for j in jobs], outs
+
+
+def test_two_machines_meet_at_a_rendezvous_endpoint(tmp_path):
+    """--nnodes 2 --node-rank R --rdzv-endpoint HOST:PORT, both "machines" on 127.0.0.1."""
+    codes, outs = _two_machines(tmp_path / "run")
+    if codes != [0, 0] and any("terminate called without an active exception" in o[1] for o in outs):
+        # torchrun's own agents can race at exit (the store's host leaving while the other agent
+        # waits at the exit barrier) after the run has finished: once more, from scratch
+        codes, outs = _two_machines(tmp_path / "again")
+        tmp_path = tmp_path / "again"
+    else:
+        tmp_path = tmp_path / "run"
+    assert codes == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
     assert "2 processes" in outs[0][0] and outs[1][0].strip() == ""    # the second machine's rank 1 is silent
     from engine.checkpoint import load_checkpoint
-    assert load_checkpoint(tmp_path / "run", device="cpu").step == 3
+    assert load_checkpoint(tmp_path, device="cpu").step == 3
 
 
 def _children(pid: int) -> list[int]:
