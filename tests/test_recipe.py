@@ -50,6 +50,8 @@ def test_every_shipped_recipe_loads_and_each_model_has_one():
         short = load_recipe(RECIPES / f"{name}_short.toml")            # a quarter of the steps, for screens
         assert long.config(stage=long.stages[-1]).kind == name == short.config().kind
         assert long.config().model == short.config().model
+        xl = load_recipe(RECIPES / f"{name}_xl.toml")                  # the next model, in training
+        assert xl.config(stage=xl.stages[-1]).kind == name and xl.config().model == long.config().model
     assert load_recipe(RECIPES / "feature_guided_long.toml").config().model.widths == \
         load_recipe(RECIPES / "mixture_long.toml").config().model.widths          # a fair baseline
 
