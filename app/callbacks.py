@@ -261,7 +261,8 @@ class Views:
         t0 = time.perf_counter()
         last_shown = -1.0
         frames = FrameRecorder()
-        where = self.placement_text(self.placement(arrays)) if arrays is not None else ""
+        # the upload message above the run says it in full; the status keeps the short form
+        where = self.placement_text(self.placement(arrays), short=True) if arrays is not None else ""
         step = None
         compare = self.comparison(condition, class_name, arrays)
         for step in sample(ckpt, target, n=n, seed=seed, settings=settings):

@@ -9,6 +9,7 @@ each holder says what it is doing in one line (`status`), which the page shows.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import shutil
 import tempfile
@@ -29,6 +30,26 @@ log = logging.getLogger("app")
 
 FG = "feature_guided"
 MIXTURE = "mixture"
+
+
+_BACKGROUND: list[threading.Thread] = []
+
+
+def background(work, name: str) -> threading.Thread:
+    """Start work (atlas, classifier, measures) in a daemon thread that the interpreter waits for at
+    exit: a torch or numba call cut off by interpreter shutdown aborts the whole process
+    ("terminate called without an active exception") instead of letting it exit cleanly."""
+    thread = threading.Thread(target=work, name=name, daemon=True)
+    _BACKGROUND.append(thread)
+    thread.start()
+    return thread
+
+
+@atexit.register
+def _wait_for_background(timeout: float = 120.0) -> None:
+    end = time.monotonic() + timeout
+    for thread in _BACKGROUND:
+        thread.join(max(0.0, end - time.monotonic()))
 
 
 class AtlasHolder:
@@ -56,8 +77,7 @@ class AtlasHolder:
     def start(self) -> None:
         """Build (if needed) and warm the UMAP maps in a daemon thread; returns at once."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="atlas", daemon=True)
-            self._thread.start()
+            self._thread = background(self._work, "atlas")
 
     def _work(self) -> None:
         try:
@@ -122,8 +142,7 @@ class ClassifierHolder:
 
     def start(self) -> None:
         if self.classifier is None and self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="classifier", daemon=True)
-            self._thread.start()
+            self._thread = background(self._work, "classifier")
 
     def _work(self) -> None:
         from engine.classifier import load_classifier
@@ -187,8 +206,7 @@ class MeasuresHolder:
 
     def start(self) -> None:
         if self.measures is None and self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="measures", daemon=True)
-            self._thread.start()
+            self._thread = background(self._work, "measures")
 
     def _work(self) -> None:
         try:
