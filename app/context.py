@@ -45,6 +45,20 @@ def background(work, name: str) -> threading.Thread:
     return thread
 
 
+def wait_for(holder, ready, progress, desc, timeout: float):
+    """Wait, with the page's progress line, until ready() holds, the holder's background thread
+    failed or ended, or timeout passes (the classifier's and the measures' shared wait)."""
+    holder.start()
+    t0 = time.perf_counter()
+    while not ready() and holder.error is None and holder._thread is not None \
+            and holder._thread.is_alive() and time.perf_counter() - t0 < timeout:
+        if progress is not None:
+            progress(None, desc=desc())
+        holder._thread.join(0.5)
+    if not ready():
+        raise EngineError(holder.status())
+
+
 @atexit.register
 def _wait_for_background(timeout: float = 120.0) -> None:
     end = time.monotonic() + timeout
@@ -159,15 +173,8 @@ class ClassifierHolder:
 
     def wait(self, progress=None, timeout: float = 600.0):
         """The classifier, waiting for the background preparation if needed."""
-        self.start()
-        t0 = time.perf_counter()
-        while self.classifier is None and self.error is None and self._thread is not None \
-                and self._thread.is_alive() and time.perf_counter() - t0 < timeout:
-            if progress is not None:
-                progress(None, desc="waiting for the classifier (trained once, then cached)")
-            self._thread.join(0.5)
-        if self.classifier is None:
-            raise EngineError(self.status())
+        wait_for(self, lambda: self.classifier is not None, progress,
+                 lambda: "waiting for the classifier (trained once, then cached)", timeout)
         return self.classifier
 
     def status(self) -> str:
@@ -253,15 +260,7 @@ class MeasuresHolder:
         return self.density
 
     def wait(self, progress=None, timeout: float = 900.0) -> Measures:
-        self.start()
-        t0 = time.perf_counter()
-        while self.measures is None and self.error is None and self._thread is not None \
-                and self._thread.is_alive() and time.perf_counter() - t0 < timeout:
-            if progress is not None:
-                progress(None, desc=self.status())
-            self._thread.join(0.5)
-        if self.measures is None:
-            raise EngineError(self.status())
+        wait_for(self, lambda: self.measures is not None, progress, self.status, timeout)
         return self.measures
 
     def status(self) -> str:
