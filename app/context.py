@@ -45,20 +45,6 @@ def background(work, name: str) -> threading.Thread:
     return thread
 
 
-def wait_for(holder, ready, progress, desc, timeout: float):
-    """Wait, with the page's progress line, until ready() holds, the holder's background thread
-    failed or ended, or timeout passes (the classifier's and the measures' shared wait)."""
-    holder.start()
-    t0 = time.perf_counter()
-    while not ready() and holder.error is None and holder._thread is not None \
-            and holder._thread.is_alive() and time.perf_counter() - t0 < timeout:
-        if progress is not None:
-            progress(None, desc=desc())
-        holder._thread.join(0.5)
-    if not ready():
-        raise EngineError(holder.status())
-
-
 @atexit.register
 def _wait_for_background(timeout: float = 120.0) -> None:
     end = time.monotonic() + timeout
@@ -66,7 +52,55 @@ def _wait_for_background(timeout: float = 120.0) -> None:
         thread.join(max(0.0, end - time.monotonic()))
 
 
-class AtlasHolder:
+class Preparation:
+    """Work done once in the background (the atlas, the classifier, the measures): the thread, the
+    failure, the phase and the wait with the page's progress line, kept in one place."""
+
+    name = "preparation"
+
+    def __init__(self):
+        self.error: str | None = None
+        self.phase = "waiting"
+        self._thread: threading.Thread | None = None
+
+    def needs_work(self) -> bool:
+        raise NotImplementedError
+
+    def _work(self) -> None:
+        raise NotImplementedError
+
+    def status(self) -> str:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start the work in a background thread, once, if it is needed; returns at once."""
+        if self.needs_work() and self._thread is None:
+            self._thread = background(self._run, self.name)
+
+    def _run(self) -> None:
+        try:
+            self._work()
+            self.phase = "ready"
+        except EngineError as e:
+            self.error, self.phase = str(e), "failed"
+        except Exception as e:                 # a bug, but the rest of the app keeps serving
+            log.exception("%s preparation failed", self.name)
+            self.error, self.phase = f"{type(e).__name__}: {e}", "failed"
+
+    def _wait(self, ready, progress, desc, timeout: float) -> bool:
+        """Wait, with the page's progress line, until ready() holds, the work failed or ended, or
+        timeout passes; returns ready()."""
+        self.start()
+        t0 = time.perf_counter()
+        while not ready() and self.error is None and self._thread is not None \
+                and self._thread.is_alive() and time.perf_counter() - t0 < timeout:
+            if progress is not None:
+                progress(None, desc=desc())
+            self._thread.join(0.5)
+        return ready()
+
+
+class AtlasHolder(Preparation):
     """The atlas, possibly still being built, with its UMAP maps warming up in the background.
 
     `get()` returns the atlas or None while a custom checkpoint's atlas is being computed;
@@ -82,36 +116,30 @@ class AtlasHolder:
         self.save_to = Path(save_to) if save_to else None
         self.per_class = per_class
         self.warm = warm
-        self.error: str | None = None
         self.umap_done = 0
         self.umap_total = 0
-        self.phase = "ready" if atlas is not None else "waiting"
-        self._thread: threading.Thread | None = None
+        super().__init__()
+        if atlas is not None:
+            self.phase = "ready"
 
-    def start(self) -> None:
-        """Build (if needed) and warm the UMAP maps in a daemon thread; returns at once."""
-        if self._thread is None:
-            self._thread = background(self._work, "atlas")
+    name = "atlas"
+
+    def needs_work(self) -> bool:
+        """The atlas is built if missing; its UMAP maps are warmed if asked."""
+        return self.atlas is None or (self.warm and bool(self.atlas.missing_umaps()))
 
     def _work(self) -> None:
-        try:
-            if self.atlas is None:
-                self.phase = "building"
-                t0 = time.perf_counter()
-                self.atlas = build_atlas(self.checkpoints, per_class=self.per_class, umap=False, progress=False)
-                log.info("atlas built in %.1f s", time.perf_counter() - t0)
-                self._save()
-            if self.warm and self.atlas.missing_umaps():
-                self.phase = "umap"
-                self.umap_total = len(self.atlas.missing_umaps())
-                self.atlas.warm_umap(self._progress)
-                self._save()
-            self.phase = "ready"
-        except EngineError as e:
-            self.error, self.phase = str(e), "failed"
-        except Exception as e:                 # a bug, but the rest of the app keeps serving
-            log.exception("atlas preparation failed")
-            self.error, self.phase = f"{type(e).__name__}: {e}", "failed"
+        if self.atlas is None:
+            self.phase = "building"
+            t0 = time.perf_counter()
+            self.atlas = build_atlas(self.checkpoints, per_class=self.per_class, umap=False, progress=False)
+            log.info("atlas built in %.1f s", time.perf_counter() - t0)
+            self._save()
+        if self.warm and self.atlas.missing_umaps():
+            self.phase = "umap"
+            self.umap_total = len(self.atlas.missing_umaps())
+            self.atlas.warm_umap(self._progress)
+            self._save()
 
     def _progress(self, done: int, total: int, key) -> None:
         self.umap_done, self.umap_total = done, total
@@ -145,36 +173,31 @@ class AtlasHolder:
         return "All maps are ready."
 
 
-class ClassifierHolder:
+class ClassifierHolder(Preparation):
     """The independent sample classifier (engine.classifier), loaded or trained in the background."""
 
+    name = "classifier"
+
     def __init__(self, ckpt: Checkpoint, classifier=None):
+        super().__init__()
         self.ckpt = ckpt
         self.classifier = classifier
-        self.error: str | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if self.classifier is None and self._thread is None:
-            self._thread = background(self._work, "classifier")
+    def needs_work(self) -> bool:
+        return self.classifier is None
 
     def _work(self) -> None:
         from engine.classifier import load_classifier
-        try:
-            self.classifier = load_classifier(self.ckpt, progress=False)
-        except EngineError as e:
-            self.error = str(e)
-        except Exception as e:
-            log.exception("classifier failed")
-            self.error = f"{type(e).__name__}: {e}"
+        self.classifier = load_classifier(self.ckpt, progress=False)
 
     def get(self):
         return self.classifier
 
     def wait(self, progress=None, timeout: float = 600.0):
         """The classifier, waiting for the background preparation if needed."""
-        wait_for(self, lambda: self.classifier is not None, progress,
-                 lambda: "waiting for the classifier (trained once, then cached)", timeout)
+        if not self._wait(lambda: self.classifier is not None, progress,
+                          lambda: "waiting for the classifier (trained once, then cached)", timeout):
+            raise EngineError(self.status())
         return self.classifier
 
     def status(self) -> str:
@@ -185,21 +208,21 @@ class ClassifierHolder:
         return "the classifier is being prepared in the background; probabilities appear on the next run"
 
 
-class MeasuresHolder:
+class MeasuresHolder(Preparation):
     """The model's cached measures (engine.measures: density distances, how well each class's
     samples are read, the default interpolation pair and trajectory targets): read from the atlas
     folder when drawn from this model, else computed in the background once the atlas and the
     classifier are ready (about a minute on 2 CPU cores) and saved beside the atlas when allowed."""
 
+    name = "measures"
+
     def __init__(self, fg: Checkpoint, atlas: AtlasHolder, classifier: ClassifierHolder,
                  folder: str | Path | None = None, save_to: str | Path | None = None):
+        super().__init__()
         self.fg, self.atlas, self.classifier = fg, atlas, classifier
         self.save_to = Path(save_to) if save_to else None
         self.measures = None
         self.density = None                   # the density distances, as soon as they are measured
-        self.error: str | None = None
-        self.phase = "waiting"
-        self._thread: threading.Thread | None = None
         for where in (folder, save_to):
             if where is not None and self.measures is None:
                 try:
@@ -211,31 +234,23 @@ class MeasuresHolder:
                 except EngineError:
                     pass
 
-    def start(self) -> None:
-        if self.measures is None and self._thread is None:
-            self._thread = background(self._work, "measures")
+    def needs_work(self) -> bool:
+        return self.measures is None
 
     def _work(self) -> None:
-        try:
-            while self.atlas.get() is None and self.atlas.phase != "failed":
-                time.sleep(0.5)
-            atlas = self.atlas.require()
-            self.phase = "measuring"
-            t0 = time.perf_counter()
-            self.measures = measure(self.fg, atlas.images, atlas.labels, self.classifier.wait,
-                                    on_density=self._got_density)
-            log.info("measures of %s in %.1f s", self.fg.path and Path(self.fg.path).name, time.perf_counter() - t0)
-            self.phase = "ready"
-            if self.save_to is not None:
-                try:
-                    self.measures.save(self.save_to)
-                except OSError as e:
-                    log.warning("could not save the measures (%s); they stay in memory", e)
-        except EngineError as e:
-            self.error, self.phase = str(e), "failed"
-        except Exception as e:
-            log.exception("measures failed")
-            self.error, self.phase = f"{type(e).__name__}: {e}", "failed"
+        while self.atlas.get() is None and self.atlas.phase != "failed":
+            time.sleep(0.5)
+        atlas = self.atlas.require()
+        self.phase = "measuring"
+        t0 = time.perf_counter()
+        self.measures = measure(self.fg, atlas.images, atlas.labels, self.classifier.wait,
+                                on_density=self._got_density)
+        log.info("measures of %s in %.1f s", self.fg.path and Path(self.fg.path).name, time.perf_counter() - t0)
+        if self.save_to is not None:
+            try:
+                self.measures.save(self.save_to)
+            except OSError as e:
+                log.warning("could not save the measures (%s); they stay in memory", e)
 
     def _got_density(self, density) -> None:
         self.density = density
@@ -246,13 +261,7 @@ class MeasuresHolder:
     def wait_density(self, progress=None, timeout: float = 900.0):
         """The density distances alone: ready before the rest of the measures (which wait for the
         classifier)."""
-        self.start()
-        t0 = time.perf_counter()
-        while self.measures is None and self.density is None and self.error is None and self._thread is not None \
-                and self._thread.is_alive() and time.perf_counter() - t0 < timeout:
-            if progress is not None:
-                progress(None, desc=self.status())
-            self._thread.join(0.5)
+        self._wait(lambda: self.measures is not None or self.density is not None, progress, self.status, timeout)
         if self.measures is not None:
             return self.measures
         if self.density is None:
@@ -260,7 +269,8 @@ class MeasuresHolder:
         return self.density
 
     def wait(self, progress=None, timeout: float = 900.0) -> Measures:
-        wait_for(self, lambda: self.measures is not None, progress, self.status, timeout)
+        if not self._wait(lambda: self.measures is not None, progress, self.status, timeout):
+            raise EngineError(self.status())
         return self.measures
 
     def status(self) -> str:
