@@ -297,7 +297,7 @@ class Views:
                 + self.reading_text(counts, n, target.name if condition == CLASS else None)
                 + f" &middot; left: the path of the first {min(n, PATH_SAMPLES)} samples, &sigma; = "
                 + ", ".join(f"{v:.2g}" for v in sigmas) + " from left to right."
-                + (f"<br>{markdown_bold(where)}" if where else ""))
+                + (f" &middot; {markdown_bold(where)}" if where else ""))
         yield (path, imaging.grid(samples, px=GRID_PX), status_html(text, 1.0, "done"),
                imaging.grid(samples, px=GRID_PX), files, gr.skip())
 

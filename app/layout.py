@@ -60,6 +60,10 @@ CSS = """
 """
 
 ENGINE = "engine"
+# The Sample tab's pictures: 430 px shows 16 samples at 3x with the grid in view at 1280x800; the
+# upload message line above them takes the difference when conditioning on uploaded images.
+SAMPLE_HEIGHT = 430
+UPLOAD_MSG_HEIGHT = 70
 LIGHT = "light"
 
 
@@ -299,19 +303,25 @@ def build_blocks(registry: Registry, engine_concurrency: int = 1) -> gr.Blocks:
                 s_status = gr.HTML(label="status", elem_id="sample-status")
                 with gr.Row():
                     s_y = gr.Image(label="y_t: the noisy images (at the end: the path of the first samples)",
-                                   height=430, scale=3, elem_id="sample-y", **image_kw)
-                    s_f = gr.Image(label="f(y_t): the denoised estimate (at the end: the samples)", height=430,
-                                   scale=3, elem_id="sample-f", **image_kw)
-                    s_real = gr.Image(label="real images to compare (or yours)", height=430,
+                                   height=SAMPLE_HEIGHT, scale=3, elem_id="sample-y", **image_kw)
+                    s_f = gr.Image(label="f(y_t): the denoised estimate (at the end: the samples)",
+                                   height=SAMPLE_HEIGHT, scale=3, elem_id="sample-f", **image_kw)
+                    s_real = gr.Image(label="real images to compare (or yours)", height=SAMPLE_HEIGHT,
                                       scale=2,
                                       elem_id="sample-real", **image_kw)
                 s_grid = gr.Image(label="final samples", elem_id="sample-grid", **hidden, **image_kw)
                 s_files = gr.File(label="Downloads: PNG grid, trajectory GIF, .npy array, JSON with the command",
                                   file_count="multiple", interactive=False, elem_id="sample-files")
                 s_prev_files = gr.State([])
-                s_condition.change(lambda c: (gr.update(visible=c == IMAGES), gr.update(visible=c == IMAGES),
-                                              gr.update(visible=c == CLASS)),
-                                   s_condition, [s_images, s_upload_msg, s_class], api_visibility="private", queue=False)
+                def condition_shown(c):
+                    """The upload widget and its message for uploads (the pictures shortened by the
+                    message's height, so the whole grid stays in view at 1280x800), the class otherwise."""
+                    pictures = gr.update(height=SAMPLE_HEIGHT - UPLOAD_MSG_HEIGHT if c == IMAGES else SAMPLE_HEIGHT)
+                    return (gr.update(visible=c == IMAGES), gr.update(visible=c == IMAGES),
+                            gr.update(visible=c == CLASS), pictures, pictures, pictures)
+
+                s_condition.change(condition_shown, s_condition, [s_images, s_upload_msg, s_class, s_y, s_f, s_real],
+                                   api_visibility="private", queue=False)
 
                 def new_uploads(files, before):
                     """A second upload replaces the first instead of adding to it."""

@@ -136,6 +136,8 @@ def test_upload_conditioning_images_and_refuse_a_bad_one(browser_page, tmp_path)
                            " return s && s.innerText.includes('done') && s.innerText.includes('2 uploaded'); }",
                            timeout=120_000)
     page.wait_for_selector("#sample-f img")
+    box = page.locator("#sample-f img").bounding_box()
+    assert box["y"] + box["height"] <= 800 + 1, box    # the whole grid in view, below the upload message
     shot(page, "04_sample_uploaded")
     # a second upload replaces the first; both bad files are named, in plain words
     page.locator("#sample-upload input[type=file]").set_input_files([files["not_an_image.png"][0],
