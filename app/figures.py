@@ -242,19 +242,37 @@ def strip_probabilities(alphas: np.ndarray, prob_a: np.ndarray, prob_b: np.ndarr
 
 def pair_scatter(centroid_d2: np.ndarray, density: np.ndarray, pairs: list[tuple[str, str]], pearson: float,
                  spearman: float, layer: str, sigma: float, height: int = 400) -> go.Figure:
-    """One point per pair of classes, labelled with the pair; customdata [a, b] for clicks."""
+    """One point per pair of classes; customdata [a, b] for clicks. Only points with room around them
+    carry their pair's name (the rest say it on hover): 28 pairs in one plot would overprint."""
     names = [f"{a}-{b}" for a, b in pairs]
-    # labels above and below in turn (by density), so that neighbouring labels overlap less
-    order = np.argsort(np.argsort(density))
-    fig = go.Figure(go.Scatter(x=centroid_d2, y=density, mode="markers+text", text=names,
-                               textposition=["top center" if k % 2 else "bottom center" for k in order],
-                               textfont=dict(size=9, color="#555"),
+    shown = label_room(np.log10(np.maximum(centroid_d2, 1e-12)), np.log10(np.maximum(density, 1e-12)))
+    fig = go.Figure(go.Scatter(x=centroid_d2, y=density, mode="markers+text",
+                               text=[n if k in shown else "" for k, n in enumerate(names)],
+                               textposition="top center", textfont=dict(size=9, color="#555"),
                                customdata=[[a, b] for a, b in pairs],
                                marker=dict(size=11, color="#4c6ef5", line=dict(width=1, color="white")),
-                               hovertemplate="%{text}<br>centroid %{x:.3g}<br>density %{y:.3g}<br>"
-                                             "click: samples of both<extra></extra>"))
-    base_layout(fig, f"One point per pair (click one): r = {pearson:.2f}, rho = {spearman:.2f}", height=height,
-                clickmode="event", margin=dict(l=55, r=10, t=40, b=45))
+                               hovertemplate="%{customdata[0]}-%{customdata[1]}<br>centroid %{x:.3g}<br>"
+                                             "density %{y:.3g}<br>click: samples of both<extra></extra>"))
+    base_layout(fig, f"One point per pair: r = {pearson:.2f}, rho = {spearman:.2f}", height=height,
+                clickmode="event", margin=dict(l=55, r=30, t=40, b=45), modebar=dict(orientation="v"))
     fig.update_xaxes(title=f"centroid distance² ({layer}, sigma {sigma:g})", type="log")
     fig.update_yaxes(title="density distance D(a, b)", type="log")
     return fig
+
+
+def label_room(x: np.ndarray, y: np.ndarray, width: float = 0.22, height: float = 0.07) -> set[int]:
+    """Indices of points whose label (a box of `width` x `height` of the plot, above the point) does
+    not overlap another chosen label: the extremes first, then points by distance from the middle."""
+    def unit(v):
+        span = v.max() - v.min()
+        return (v - v.min()) / span if span > 0 else np.zeros_like(v)
+    u, v = unit(np.asarray(x, float)), unit(np.asarray(y, float))
+    order = np.argsort(-np.hypot(u - 0.5, v - 0.5))
+    chosen: list[int] = []
+    for k in order:
+        # keep labels inside the plot: a name centred on a point at the left or right edge is cut off
+        if u[k] < width / 2 - 0.05 or u[k] > 1 - width / 2 + 0.05:
+            continue
+        if all(abs(u[k] - u[j]) > width or abs(v[k] - v[j]) > height for j in chosen):
+            chosen.append(int(k))
+    return set(chosen)

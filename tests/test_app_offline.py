@@ -299,3 +299,25 @@ def test_the_loss_curve_spans_the_whole_lineage(tiny_fg_dir, tmp_path):
     (tmp_path / "first.pt").unlink()                                # an earlier run no longer on disk: a gap
     gap = text.lineage_segments(ckpt)
     assert gap[0][1] == [] and "not recorded" in figures.loss_figure(gap).layout.title.text
+
+
+def test_pair_scatter_names_only_points_with_room_for_their_label():
+    """28 pairs in one plot: the named points' labels do not overlap, a lone extreme is named, and
+    every point still carries its pair for hover and click."""
+    from app.figures import label_room, pair_scatter
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, 28), rng.uniform(0, 1, 28)
+    x[0], y[0] = 0.5, 3.0                                   # far above the rest
+    shown = label_room(x, y)
+    u = (x - x.min()) / (x.max() - x.min())
+    v = (y - y.min()) / (y.max() - y.min())
+    assert 0 in shown and 2 <= len(shown) < 28
+    for i in shown:
+        for j in shown:
+            if i < j:
+                assert abs(u[i] - u[j]) > 0.22 or abs(v[i] - v[j]) > 0.07, (i, j)
+    pairs = [(f"a{k}", f"b{k}") for k in range(28)]
+    fig = pair_scatter(10 ** x, 10 ** y, pairs, 0.9, 0.8, "mid", 0.05)
+    trace = fig.data[0]
+    assert [list(c) for c in trace.customdata] == [list(p) for p in pairs]
+    assert sum(bool(t) for t in trace.text) == len(shown)
