@@ -1,4 +1,4 @@
-"""A few training steps, pinned bit for bit: the batch MSE of every step and the final weights'
+"""A few training steps, pinned (to float32 rounding, conftest.PINNED_ATOL): the batch MSE of every step and the final weights'
 sum, for a feature-guided run (pooled partners, weighted loss) and a mixture run. A refactoring
 of the loss, the training loop or the network must leave them equal; a deliberate change
 rewrites tests/data/pinned_training.npz with
