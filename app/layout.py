@@ -340,10 +340,21 @@ def build_blocks(registry: Registry, engine_concurrency: int = 1) -> gr.Blocks:
                 gr.Button("sample", **hidden).click(api("sample"), s_inputs, s_outputs, api_name="sample", **heavy)
                 api_sample = api("sample")
 
-                def sample_page(*args):
+                # Pages whose Stop was pressed: their run yields no further frame, so that a frame
+                # already made cannot arrive after "stopped" when the server is busy.
+                stopped_pages: set[str] = set()
+
+                def sample_page(condition, class_name, images, n, seed, beta, h0, guidance, eps, key,
+                                request: gr.Request):
                     """The page's run: a mistake clears the view and is said in the status line."""
+                    page = request.session_hash if request is not None else None
+                    stopped_pages.discard(page)
                     try:
-                        yield from api_sample(*args)
+                        for frame in api_sample(condition, class_name, images, n, seed, beta, h0, guidance, eps,
+                                                key):
+                            if page in stopped_pages:
+                                return
+                            yield frame
                     except gr.Error as e:
                         yield None, None, error_status(e.message), None, None, None
 
@@ -353,7 +364,9 @@ def build_blocks(registry: Registry, engine_concurrency: int = 1) -> gr.Blocks:
                                   None, s_status, api_visibility="private", queue=False).then(
                     sample_page, s_inputs, s_outputs, api_visibility="private", show_progress="minimal", **heavy)
 
-                def stopped(status):
+                def stopped(status, request: gr.Request):
+                    if request is not None:
+                        stopped_pages.add(request.session_hash)
                     if status and ("run-status done" in status or "run-status error" in status):
                         return gr.skip()
                     time.sleep(2 * FRAME_SECONDS + 0.2)     # a frame already on its way arrives first
