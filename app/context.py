@@ -107,6 +107,8 @@ class AtlasHolder(Preparation):
     embedding views draw PCA until `umap_ready` (the engine's rule), so nothing ever waits.
     """
 
+    name = "atlas"
+
     def __init__(self, checkpoints: dict[str, Checkpoint], atlas: Atlas | None = None,
                  path: str | Path | None = None, save_to: str | Path | None = None,
                  per_class: int = 50, warm: bool = True):
@@ -121,8 +123,6 @@ class AtlasHolder(Preparation):
         super().__init__()
         if atlas is not None:
             self.phase = "ready"
-
-    name = "atlas"
 
     def needs_work(self) -> bool:
         """The atlas is built if missing; its UMAP maps are warmed if asked."""

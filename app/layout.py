@@ -313,6 +313,7 @@ def build_blocks(registry: Registry, engine_concurrency: int = 1) -> gr.Blocks:
                 s_files = gr.File(label="Downloads: PNG grid, trajectory GIF, .npy array, JSON with the command",
                                   file_count="multiple", interactive=False, elem_id="sample-files")
                 s_prev_files = gr.State([])
+
                 def condition_shown(c):
                     """The upload widget and its message for uploads (the pictures shortened by the
                     message's height, so the whole grid stays in view at 1280x800), the class otherwise."""

@@ -65,8 +65,7 @@ def main():
             "misread_flat": dict(Counter(ck.classes[r] for r in read[flat & ~right])),
             "misread_other": dict(Counter(ck.classes[r] for r in read[~flat & ~right])),
         }
-        levels = contrast_at_levels(steps) / np.maximum(steps[-1].denoised.cpu().numpy()
-                                                        .reshape(len(x), -1).std(1), 1e-8)
+        levels = contrast_at_levels(steps) / np.maximum(std, 1e-8)       # x is the last step's estimate
         flat_paths.append(levels[:, flat])
         other_paths.append(levels[:, ~flat])
     misread = sum(sum(r["misread_flat"].values()) + sum(r["misread_other"].values()) for r in rows.values())
