@@ -315,7 +315,7 @@ def check_compatible(checkpoints: dict[str, Checkpoint]) -> Checkpoint:
 def held_out(ckpt: Checkpoint, per_class: int):
     """The first `per_class` test images of every class of the checkpoint's dataset."""
     cfg = ckpt.train_config
-    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.seed)
+    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
     idx = np.concatenate([np.nonzero(test.labels == c)[0][:per_class] for c in range(len(test.classes))])
     return test.images[idx], test.labels[idx], test
 

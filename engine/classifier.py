@@ -74,7 +74,13 @@ class Classifier:
 def _key(train_config: dict) -> dict:
     m = train_config["model"]
     return {"dataset": train_config["dataset"], "size": m["size"], "channels": m["channels"],
-            "n_per_class": train_config.get("n_per_class"), "seed": train_config.get("seed", 0)}
+            "n_per_class": train_config.get("n_per_class"), "seed": _crops_seed(train_config)}
+
+
+def _crops_seed(train_config: dict) -> int:
+    """TrainConfig.crops_seed of a stored config (older ones have no data_seed)."""
+    data_seed = train_config.get("data_seed")
+    return train_config.get("seed", 0) if data_seed is None else data_seed
 
 
 def train_classifier(key: dict, steps: int | None = None, batch: int = 128, seed: int = 0,

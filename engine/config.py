@@ -219,7 +219,11 @@ class TrainConfig:
     # The average is kept beside the trained weights and used for model.pt (centroids, sampling).
     ema: float = setting(0.0, Limits(0, 1, open_high=True), "keep an exponential moving average of the weights "
                          "with this decay (e.g. 0.999) and ship it in model.pt (0: off, the final weights)")
-    seed: int = setting(0, SEED_LIMITS, "random seed")
+    seed: int = setting(0, SEED_LIMITS, "random seed: initial weights, noise, batches and, unless --data-seed is "
+                        "given, the dataset's crops")
+    # A stage that continues a model with a fresh seed (new batches, new noise) keeps the crops it was
+    # trained on, and so the classifier `evaluate` keys to them (engine/classifier.py), with data_seed.
+    data_seed: int | None = setting(None, SEED_LIMITS, "seed of the dataset's crop draw (default: --seed)")
     checkpoint_every: int = setting(250, Limits(1), "steps between resumable checkpoints")
     device: str = setting("auto", help="auto | cpu | cuda")
     # Scale-out (docs/scaling.md): bf16 autocast keeps weights, optimizer and loss in float32.
@@ -243,6 +247,11 @@ class TrainConfig:
                               f"got {self.loss_sigma_min}")
         if self.kind == "feature_guided" and self.batch % self.pool:
             raise EngineError(f"batch {self.batch} must be a multiple of pool {self.pool}")
+
+    @property
+    def crops_seed(self) -> int:
+        """The seed that draws the dataset's crops: data_seed where given, else seed."""
+        return self.seed if self.data_seed is None else self.data_seed
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

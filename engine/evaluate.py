@@ -134,8 +134,8 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
              settings: SamplerSettings | None = None, progress: bool = True, timing: bool = True) -> dict:
     cfg = ckpt.train_config
     size, channels = cfg.model.size, cfg.model.channels
-    train = load_dataset(cfg.dataset, "train", size, channels, cfg.n_per_class, cfg.seed)
-    test = load_dataset(cfg.dataset, "test", size, channels, None, cfg.seed)
+    train = load_dataset(cfg.dataset, "train", size, channels, cfg.n_per_class, cfg.crops_seed)
+    test = load_dataset(cfg.dataset, "test", size, channels, None, cfg.crops_seed)
     clf = load_classifier(ckpt, progress=progress)
     report = {"checkpoint": shown_path(ckpt.path), "classes": ckpt.classes, "samples_per_class": per_class,
               "sampler": vars(settings or SamplerSettings()),

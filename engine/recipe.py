@@ -11,6 +11,8 @@ A recipe's top-level keys are TrainConfig fields (dataset, kind, steps, batch, l
   [[stages]]      a run in several stages, each a table of overrides with a `name`; stage k
                   starts from the weights of stage k - 1 (a fine-tune) in OUT/stages/NAME, and
                   the last stage's model.pt becomes OUT/model.pt. Without stages, one run in OUT.
+                  A stage given its own `seed` (fresh batches and noise) also draws fresh crops,
+                  unless `data_seed` names the crops of the stage it continues.
 
 Flags given on the command line override the recipe (in every stage). The checkpoint records the
 recipe as run: its text, its path, the overrides and the stage (info["recipe"]).

@@ -143,10 +143,10 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
 
     if cfg.stream:
         data = streaming.FolderStream(cfg.dataset, "train", cfg.model.size, cfg.model.channels,
-                                      cfg.n_per_class, cfg.seed)
-        images, mean = None, streaming.data_mean(data, seed=cfg.seed)
+                                      cfg.n_per_class, cfg.crops_seed)
+        images, mean = None, streaming.data_mean(data, seed=cfg.crops_seed)
     else:
-        data = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, cfg.n_per_class, cfg.seed)
+        data = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, cfg.n_per_class, cfg.crops_seed)
         images = torch.from_numpy(data.images).to(device)
         mean = images.mean(dim=(0, 2, 3)).cpu()
     labels = torch.from_numpy(data.labels)
@@ -342,10 +342,10 @@ def recompute_centroids(path: str | Path, per_class: int = 256, seed: int = 0, d
     load_weights(model, state["model"], path)
     if cfg.stream:                        # read per class, as training did (engine/stream.py)
         data = streaming.FolderStream(cfg.dataset, "train", cfg.model.size, cfg.model.channels,
-                                      cfg.n_per_class, cfg.seed)
+                                      cfg.n_per_class, cfg.crops_seed)
         images = streaming.Sample(data, per_class)
     else:
-        data = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, cfg.n_per_class, cfg.seed)
+        data = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, cfg.n_per_class, cfg.crops_seed)
         images = data.images
     bar = tqdm(total=len(data.classes), desc="centroids", file=sys.stderr)
     table = compute_centroids(model, images, data.labels, data.classes, per_class=per_class, seed=seed,

@@ -38,7 +38,7 @@ def main() -> None:
 
     ck, mix = load_checkpoint(a.run), load_checkpoint(a.mixture)
     cfg = ck.train_config
-    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.seed)
+    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
     k = len(ck.classes)
     sel = np.concatenate([np.nonzero(test.labels == c)[0][:a.per_class] for c in range(k)])
     x, lab = torch.from_numpy(test.images[sel]), torch.from_numpy(test.labels[sel])

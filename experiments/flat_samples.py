@@ -47,7 +47,7 @@ def main():
 
     ck = load_checkpoint(args.checkpoint)
     cfg = ck.train_config
-    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.seed)
+    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
     clf = load_classifier(ck, progress=False)
     rows, flat_paths, other_paths = {}, [], []
     for c, name in enumerate(ck.classes):

@@ -77,7 +77,7 @@ def main() -> None:
     ck = load_checkpoint(a.checkpoint, kind="feature_guided", what="--checkpoint")
     clf = load_classifier(ck, progress=False)
     cfg = ck.train_config
-    pool = load_dataset(cfg.dataset, a.split, cfg.model.size, cfg.model.channels, None, cfg.seed)
+    pool = load_dataset(cfg.dataset, a.split, cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
 
     # disjoint random sets of each class's crops (one permutation per class, cut in slices)
     order = [np.random.default_rng(c).permutation(np.nonzero(pool.labels == c)[0]) for c in range(len(ck.classes))]

@@ -36,7 +36,7 @@ def main():
 
     ckpt = load_checkpoint(args.checkpoint, kind="feature_guided")
     cfg = ckpt.train_config
-    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.seed)
+    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
     out = {}
     for c, name in enumerate(ckpt.classes):
         real = torch.from_numpy(test.images[test.labels == c][:args.n])

@@ -30,7 +30,7 @@ def main():
     args = ap.parse_args()
     fg, mx = load_checkpoint(args.checkpoint), load_checkpoint(args.mixture)
     cfg = fg.train_config
-    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.seed)
+    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
     gen = torch.Generator().manual_seed(0)
     print(f"{'sigma':>6} {'class':>12} {'contrast fg':>12} {'mixture':>8} {'PSNR fg':>8} {'mixture':>8}")
     for s in SIGMAS:

@@ -35,8 +35,8 @@ def main() -> None:
     a = p.parse_args()
     ck, mix = load_checkpoint(a.checkpoint), load_checkpoint(a.mixture)
     cfg = ck.train_config
-    train = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, cfg.n_per_class, cfg.seed)
-    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.seed)
+    train = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, cfg.n_per_class, cfg.crops_seed)
+    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
     by_class = [np.nonzero(train.labels == c)[0] for c in range(len(ck.classes))]
     sel = np.concatenate([np.nonzero(test.labels == c)[0][:a.per_class] for c in range(len(ck.classes))])
     x, lab = torch.from_numpy(test.images[sel]), test.labels[sel]

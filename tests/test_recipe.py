@@ -115,3 +115,30 @@ def test_an_interrupted_stage_resumes_from_its_checkpoint(tmp_path):
     assert main(args + ["--resume"]) == 0
     again = read_file(out / "model.pt")
     assert again["step"] == whole["step"] and again["info"]["recipe"]["stage"] == "detail"
+
+
+def test_a_stage_with_a_fresh_seed_keeps_its_crops_with_data_seed(tmp_path, monkeypatch):
+    """A polishing stage's own seed draws new batches and noise; data_seed keeps the crops of the run
+    it continues, and so the classifier `evaluate` keys to them."""
+    from dataclasses import asdict
+
+    import engine.train
+    from engine.classifier import _key
+    text = TINY.replace('name = "detail"', 'name = "detail"\nseed = 2\ndata_seed = 1')
+    (tmp_path / "r.toml").write_text(text)
+    recipe = load_recipe(tmp_path / "r.toml")
+    base, detail = (recipe.config({}, stage) for stage in recipe.stages)
+    assert (base.seed, base.crops_seed) == (1, 1) and (detail.seed, detail.crops_seed) == (2, 1)
+    assert _key(asdict(detail)) == _key(asdict(base))
+    fresh = recipe.config({"data_seed": 2}, recipe.stages[1])
+    assert _key(asdict(fresh)) != _key(asdict(base))
+    stored = asdict(base)
+    del stored["data_seed"]                          # a config stored before the field existed
+    assert _key(stored) == _key(asdict(base))
+
+    seeds = []
+    real = engine.train.load_dataset
+    monkeypatch.setattr(engine.train, "load_dataset", lambda *a, **k: seeds.append(a[5]) or real(*a, **k))
+    assert main(["train", "--recipe", str(tmp_path / "r.toml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert seeds and set(seeds) == {1}               # both stages trained on seed 1's crops
+    assert read_file(tmp_path / "run" / "model.pt")["train_config"]["seed"] == 2
