@@ -71,16 +71,10 @@ class Classifier:
         return Counter(self.classes[k] for k in self.predict(images))
 
 
-def _key(train_config: dict) -> dict:
-    m = train_config["model"]
-    return {"dataset": train_config["dataset"], "size": m["size"], "channels": m["channels"],
-            "n_per_class": train_config.get("n_per_class"), "seed": _crops_seed(train_config)}
-
-
-def _crops_seed(train_config: dict) -> int:
-    """TrainConfig.crops_seed of a stored config (older ones have no data_seed)."""
-    data_seed = train_config.get("data_seed")
-    return train_config.get("seed", 0) if data_seed is None else data_seed
+def _key(cfg) -> dict:
+    """What a classifier is trained on: a run's dataset and its crop draw (TrainConfig.crops_seed)."""
+    return {"dataset": cfg.dataset, "size": cfg.model.size, "channels": cfg.model.channels,
+            "n_per_class": cfg.n_per_class, "seed": cfg.crops_seed}
 
 
 def train_classifier(key: dict, steps: int | None = None, batch: int = 128, seed: int = 0,
@@ -119,8 +113,7 @@ def _fit(net, opt, sched, x_all, y_all, steps: int, batch: int, gen: torch.Gener
 
 def load_classifier(ckpt, progress: bool = True) -> Classifier:
     """The classifier for a checkpoint's dataset: cached beside it, trained if missing."""
-    from dataclasses import asdict
-    key = _key(asdict(ckpt.train_config))
+    key = _key(ckpt.train_config)
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     folder = Path(ckpt.path).parent if ckpt.path else Path(".")
     path = folder / f"classifier_{digest}.pt"

@@ -153,10 +153,9 @@ def test_centroid_path_ends_at_the_centroids(tiny_fg):
 
 
 def test_interpolation_with_a_classifier(tiny_fg):
-    from dataclasses import asdict
     from engine.classifier import _key
     with torch.no_grad():                     # scripts call it from inside no_grad
-        clf = train_classifier(_key(asdict(tiny_fg.train_config)), steps=5, batch=16, progress=False)
+        clf = train_classifier(_key(tiny_fg.train_config), steps=5, batch=16, progress=False)
     r = A.interpolation(tiny_fg, "brick", "grass", alphas=(0.0, 0.5, 1.0), n=2, classifier=clf, settings=FAST)
     k = len(tiny_fg.classes)
     assert r.samples.shape == (3, 2, 1, 16, 16) and r.probabilities.shape == (3, 2, k)

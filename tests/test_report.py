@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ REQUIRED = {"psnr_gain_db", "separation", "density_vs_centroid_pearson", "densit
 def quick_classifier(monkeypatch):
     """The report's classifier, trained for a few steps instead of the full 1500."""
     def load(ckpt, progress=True):
-        key = engine.classifier._key(asdict(ckpt.train_config))
+        key = engine.classifier._key(ckpt.train_config)
         return engine.classifier.train_classifier(key, steps=5, batch=16, progress=False)
     monkeypatch.setattr(engine.classifier, "load_classifier", load)
 
