@@ -331,18 +331,12 @@ def density_distance(fg, images: np.ndarray, labels: np.ndarray, sigmas=None, pe
         both = expect[pairs[:, 0], np.arange(len(pairs))] + expect[pairs[:, 1], np.arange(len(pairs))]
         integrand[s] = both / sigma ** 3
     distance = integrate_log_sigma(integrand, sigmas)
-    matched = np.concatenate([np.arange(k_.start, k_.stop) for b, k_ in fg.layer_slices().items()
-                              if b in fg.config.matched_blocks])
-
-    def centroid_d2(sigma: float, dims=matched) -> np.ndarray:
-        cents = torch.stack([fg.centroid(c, sigma) for c in range(k)]).cpu().numpy().astype(np.float64)
-        return ((cents[pairs[:, 0]][:, dims] - cents[pairs[:, 1]][:, dims]) ** 2).sum(1)
-
+    matched = matched_dims(fg)
     ref = float(fg.centroids.sigmas[0]) if reference_sigma is None else float(reference_sigma)
-    d2, d2_full = centroid_d2(ref), centroid_d2(ref, slice(None))
+    d2, d2_full = centroid_d2(fg, pairs, ref, matched), centroid_d2(fg, pairs, ref)
     r, rho = correlations(d2, distance)
     r_full, rho_full = correlations(d2_full, distance)
-    by_sigma = np.stack([centroid_d2(float(sg)) for sg in sigmas])
+    by_sigma = np.stack([centroid_d2(fg, pairs, float(sg), matched) for sg in sigmas])
     local = np.array([correlations(by_sigma[s], integrand[s])[0] for s in range(len(sigmas))])
     # each grid point's trapezoid weight in log sigma, so that the shares sum to 1
     dl = np.diff(np.log(sigmas))
@@ -352,6 +346,18 @@ def density_distance(fg, images: np.ndarray, labels: np.ndarray, sigmas=None, pe
     return DensityResult(list(fg.classes), pairs, distance, d2, d2_full, sigmas, integrand, ref,
                          list(fg.config.matched_blocks), min(len(b) for b in by_class), r, rho, r_full, rho_full,
                          by_sigma, local, share)
+
+
+def matched_dims(fg) -> np.ndarray:
+    """The entries of phi that belong to the matched blocks (those a centroid fixes)."""
+    return np.concatenate([np.arange(s.start, s.stop) for b, s in fg.layer_slices().items()
+                           if b in fg.config.matched_blocks])
+
+
+def centroid_d2(fg, pairs: np.ndarray, sigma: float, dims=slice(None)) -> np.ndarray:
+    """(P,) squared distances between the class centroids of each pair at sigma, over `dims` of phi."""
+    cents = torch.stack([fg.centroid(c, sigma) for c in range(len(fg.classes))]).cpu().numpy().astype(np.float64)
+    return ((cents[pairs[:, 0]][:, dims] - cents[pairs[:, 1]][:, dims]) ** 2).sum(1)
 
 
 def correlations(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -15,9 +15,9 @@ import argparse
 import json
 
 import numpy as np
-import torch
 from scipy import stats
 
+from engine.analysis import centroid_d2, matched_dims
 from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 
 
@@ -35,11 +35,8 @@ def main():
                          f"{list(fg.classes)}: rebuild the atlas with `python -m engine atlas`")
     density = np.asarray(measures["density_distance"], np.float64)
     pairs = np.asarray(measures["pairs"])
-    matched = np.concatenate([np.arange(s.start, s.stop) for b, s in fg.layer_slices().items()
-                              if b in fg.config.matched_blocks])
     ref = float(fg.centroids.sigmas[0])
-    cents = torch.stack([fg.centroid(c, ref) for c in range(len(fg.classes))]).cpu().numpy().astype(np.float64)
-    d2 = ((cents[pairs[:, 0]][:, matched] - cents[pairs[:, 1]][:, matched]) ** 2).sum(1)
+    d2 = centroid_d2(fg, pairs, ref, matched_dims(fg))
 
     name = lambda i: f"{fg.classes[pairs[i, 0]]}-{fg.classes[pairs[i, 1]]}"
     slope, offset = np.polyfit(d2, density, 1)
