@@ -1,7 +1,8 @@
 """One app server for the app tests (API and browser), on tiny models trained in seconds.
 
-Imported by tests/test_app_*.py and tests/test_browser.py: `from app_fixtures import app_server`.
-Session scope: the server starts once however many of those modules run.
+A pytest plugin of the whole run (`pytest_plugins` in tests/conftest.py): its fixtures are found by
+name in every test module and, session-scoped, set up once however many modules use them. Modules
+import from here only plain names (`bad_uploads`, `FIRST`, `SECOND`), never the fixtures.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import pytest
+from conftest import huge_png_path
 
 
 def free_port() -> int:
@@ -90,7 +92,8 @@ def bad_uploads(folder) -> dict[str, tuple[str, bool]]:
     save("sixteen_bit.png", Image.fromarray(noise.astype(np.uint16) * 257), True)
     save("palette.png", Image.fromarray(noise).convert("P"), True)
     save("one_pixel.png", Image.new("L", (1, 1), 128), False)
-    save("huge.png", Image.new("L", (10000, 10000), 90), True)
+    (folder / "huge.png").symlink_to(huge_png_path())       # 10000 x 10000, made once per run
+    out["huge.png"] = (str(folder / "huge.png"), True)
     frames = [Image.fromarray(np.roll(noise, k, 0)).convert("P") for k in range(3)]
     path = folder / "animated.gif"
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)

@@ -1,12 +1,21 @@
-"""Shared fixtures: tiny models trained in seconds, so every test runs on real checkpoints."""
+"""Shared fixtures: tiny models trained in seconds, so every test runs on real checkpoints.
+
+The app's fixtures (tests/app_fixtures.py) are registered here once for the whole run, so each
+session fixture is set up once however many modules use it (`pytest --setup-plan` shows it).
+"""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import pytest
 import torch
+
+pytest_plugins = ["app_fixtures"]
 
 from engine.config import ModelConfig, TrainConfig
 from engine.train import train
@@ -44,6 +53,45 @@ def tiny_fg(tiny_fg_dir):
 def tiny_mixture(tiny_mixture_dir):
     from engine.checkpoint import load_checkpoint
     return load_checkpoint(tiny_mixture_dir, device="cpu")
+
+
+# A 10000 x 10000 grey PNG (100 million pixels: reduced while decoding, under the decompression-bomb
+# guard of engine/data.py), made once per run and shared by every test that reads it.
+HUGE_SIDE, HUGE_GREY = 10000, 90
+_shared: dict[str, Path] = {}
+
+
+def huge_png_path() -> Path:
+    """The run's huge PNG, written on first use into a folder removed when the run ends."""
+    if "huge" not in _shared:
+        from PIL import Image
+        folder = Path(tempfile.mkdtemp(prefix="fgsd-tests-"))
+        _shared["folder"] = folder
+        Image.new("L", (HUGE_SIDE, HUGE_SIDE), HUGE_GREY).save(folder / "huge.png")
+        _shared["huge"] = folder / "huge.png"
+    return _shared["huge"]
+
+
+@pytest.fixture(scope="session")
+def huge_png() -> Path:
+    return huge_png_path()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if "folder" in _shared:
+        shutil.rmtree(_shared.pop("folder"), ignore_errors=True)
+        _shared.pop("huge", None)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` run where CUDA is (`pytest -m gpu` selects them alone); elsewhere they are
+    skipped with the reason."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run `pytest -m gpu` on a machine with one)")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from app_fixtures import app_server, bad_uploads, tiny_atlas, tiny_classifier  # noqa: F401  (fixtures)
+from app_fixtures import bad_uploads
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 

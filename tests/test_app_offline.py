@@ -11,7 +11,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
-from app_fixtures import bad_uploads, tiny_atlas, tiny_classifier  # noqa: F401  (fixtures)
+from app_fixtures import bad_uploads
 
 from app import imaging, runs
 from app.callbacks import CLASS, MIXTURE_MODE, FrameRecorder, Views

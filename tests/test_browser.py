@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import pytest
 from engine.data import TEXTURES
-from app_fixtures import FIRST, SECOND, app_server, bad_uploads, tiny_atlas, tiny_classifier  # noqa: F401
+from app_fixtures import FIRST, SECOND, bad_uploads
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

@@ -3,6 +3,7 @@
 Each torchrun launch costs a few seconds here (process start, rendezvous); the runs are tiny."""
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -220,11 +221,12 @@ def test_bf16_is_refused_without_cuda(tmp_path):
 # network's residual f(y) - y (the predicted noise: what the sampler steps along), RMS error over
 # RMS. The same comparison under CPU autocast, shipped model, batch 16: 0.78% (0.45% of the
 # denoised image) - measured here, where training refuses bf16. CUDA's bf16 kernels accumulate in
-# float32 as well; 3% leaves a margin for them (not measured: no GPU on the machine this was written on).
+# float32 as well; 3% leaves a margin for them (not yet measured on CUDA: the test prints the error
+# it finds, `pytest -m gpu -s` on a machine with a GPU).
 BF16_RTOL = 0.03
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 autocast is compared on CUDA only")
+@pytest.mark.gpu
 def test_bf16_denoiser_within_tolerance_of_fp32(tiny_fg):
     from engine.checkpoint import Checkpoint, read_file
     ckpt = Checkpoint(read_file(tiny_fg.path), "cuda")
@@ -234,12 +236,13 @@ def test_bf16_denoiser_within_tolerance_of_fp32(tiny_fg):
     ckpt.use_precision("bf16")
     fast = ckpt.denoise(y, target) - y
     assert fast.dtype == torch.float32
-    err = (fast - exact).pow(2).mean().sqrt() / exact.pow(2).mean().sqrt()
-    assert err < BF16_RTOL, float(err)
+    err = float((fast - exact).pow(2).mean().sqrt() / exact.pow(2).mean().sqrt())
+    print(f"bf16 vs fp32 on {torch.cuda.get_device_name()}: relative RMS error of the residual {err:.4%}")
+    assert 0 < err < BF16_RTOL, err                      # 0: autocast never ran in bf16
 
 
 def test_paper_recipe_is_a_valid_13m_colour_80px_network():
-    recipe = pytest.importorskip("engine.recipe")
+    from engine import recipe
     from engine.network import UNet
     r = recipe.load_recipe(ROOT / "recipes" / "paper.toml")
     cfg, on_cuda = r.config(), r.config(cuda=True)
@@ -289,7 +292,9 @@ def test_benchmark_train_reports_images_per_second_and_the_matmul_fraction():
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout)
     assert out["images_per_second"] > 0 and out["timed_steps"] == 2 and out["processes"] == 1
-    assert 0 < out["fraction_of_matmul_rate"] < 1.5 and out["step_gflop"] > 0
+    # how fast is the benchmarks' business (`make bench`); here only that the fraction is a number
+    assert math.isfinite(out["fraction_of_matmul_rate"]) and out["fraction_of_matmul_rate"] > 0
+    assert out["step_gflop"] > 0
 
 
 def test_a_staged_recipe_trains_under_torchrun_and_refuses_a_taken_folder(tmp_path):

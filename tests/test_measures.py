@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-from app_fixtures import tiny_atlas, tiny_classifier  # noqa: F401  (fixtures)
 
 from engine import measures
 from engine.errors import EngineError
