@@ -48,14 +48,14 @@ def find_runs(root) -> list:
     """model.pt files of feature-guided runs under root (runs/NAME/model.pt, runs/NAME/stages/S/model.pt)."""
     from pathlib import Path
 
-    import torch
+    from engine.checkpoint import safe_load
     found = []
     root = Path(root)
     if not root.is_dir():
         return found
     for path in sorted(list(root.glob("*/model.pt")) + list(root.glob("*/stages/*/model.pt"))):
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = safe_load(path)
             tc = state["train_config"]
             kind = tc.get("kind") or tc["model"].get("kind")
             if kind == "feature_guided" and state.get("centroids"):

@@ -212,7 +212,7 @@ def model_summary(ctx) -> str:
 def lineage_segments(ckpt) -> list[tuple[str, list]]:
     """The loss history of every run in a checkpoint's lineage, oldest first, each shifted by the
     steps before it; an earlier run whose file is gone gives an empty history (a gap)."""
-    import torch
+    from engine.checkpoint import safe_load
     runs = list(reversed(ckpt.lineage))
     out, offset = [], 0
     for r in runs:
@@ -221,7 +221,7 @@ def lineage_segments(ckpt) -> list[tuple[str, list]]:
         if not path.is_absolute():
             path = ROOT / path
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = safe_load(path)
             history = [(h[0] + offset, h[1]) for h in state.get("info", {}).get("history", [])]
         except Exception:
             history = []

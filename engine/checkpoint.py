@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
+import struct
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -39,6 +41,32 @@ def save_atomic(obj, path: str | Path) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+# The one class beyond tensors and plain values that files of this tool hold: train.py records
+# torch.__version__ (a str subclass) in `info`. Nothing it allows can run code when unpickled.
+SAFE_GLOBALS = [torch.torch_version.TorchVersion]
+
+
+def safe_load(path: str | Path):
+    """torch.load without running code from the file: only tensors, plain values and SAFE_GLOBALS
+    unpickle (weights_only). A file that asks for anything else (a shared model.pt whose pickle
+    would call a function) is refused with an EngineError naming what it asked for, before any of
+    it runs. Other failures (a truncated or foreign file) are raised as torch raises them, or as
+    pickle.UnpicklingError."""
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" not in str(e):
+            raise
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        asked = f"`{found.group(1)}`" if found else "something other than tensors and plain values"
+        raise EngineError(f"{path}: refused: loading it would run {asked}, which no file of this tool "
+                          "holds; it was not loaded (use only model files from a source you trust)") from None
+    except (KeyError, IndexError, TypeError, AttributeError, struct.error, UnicodeDecodeError) as e:
+        # the weights-only unpickler's own faults on bytes that are no pickle at all
+        raise pickle.UnpicklingError(f"not a pickle ({type(e).__name__})") from None
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -77,7 +105,7 @@ def read_file(path: str | Path) -> dict:
     if not path.is_file():
         raise EngineError(f"{path}: checkpoint not found; give a run folder or a .pt file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = safe_load(path)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise EngineError(f"{path}: unreadable or truncated checkpoint ({type(e).__name__}); "
                           "retrain, or restore the file") from None

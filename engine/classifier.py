@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoint import save_atomic
+from .checkpoint import safe_load, save_atomic
 from .data import load_dataset
 from .errors import EngineError
 
@@ -118,7 +118,7 @@ def load_classifier(ckpt, progress: bool = True) -> Classifier:
     folder = Path(ckpt.path).parent if ckpt.path else Path(".")
     path = folder / f"classifier_{digest}.pt"
     if path.is_file():
-        s = torch.load(path, map_location="cpu", weights_only=False)
+        s = safe_load(path)
         net = SmallCNN(key["channels"], len(s["classes"]))
         net.load_state_dict(s["model"])
         return Classifier(net, s["classes"], s["test_accuracy"], key)

@@ -1,0 +1,121 @@
+"""Trust: a shared model file cannot run code, the shipped files never change under a user, the
+comments hold no figures that a new model makes stale, and the repository stays light."""
+import ast
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+
+
+class Payload:
+    """Unpickling this calls `call(*args)`: what a hostile model.pt would do."""
+
+    def __init__(self, call, *args):
+        self.call, self.args = call, args
+
+    def __reduce__(self):
+        return self.call, self.args
+
+
+def crafted_run(real_run: Path, folder: Path, marker: Path, call=os.system) -> Path:
+    """A copy of a real run whose model.pt, once unpickled, creates `marker`."""
+    shutil.copytree(real_run, folder)
+    state = torch.load(folder / "model.pt", weights_only=False)
+    args = (f"touch {marker}",) if call is os.system else (str(marker), "w")
+    state["info"]["note"] = Payload(call, *args)
+    torch.save(state, folder / "model.pt")
+    return folder
+
+
+def one_error_line(r: subprocess.CompletedProcess) -> str:
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    return errors[0]
+
+
+def test_the_crafted_file_is_live_under_a_plain_load(tiny_fg_dir, tmp_path):
+    """The check below means something: the same file runs its payload when loaded the old way."""
+    marker = tmp_path / "ran"
+    run = crafted_run(tiny_fg_dir, tmp_path / "run", marker)
+    torch.load(run / "model.pt", weights_only=False)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("call", [os.system, open], ids=["os.system", "open"])
+def test_sample_refuses_a_model_file_that_would_run_code(tiny_fg_dir, tmp_path, call):
+    marker = tmp_path / "ran"
+    run = crafted_run(tiny_fg_dir, tmp_path / "run", marker, call)
+    r = subprocess.run([sys.executable, "-m", "engine", "sample", "--checkpoint", str(run), "--class",
+                        "brick", "--n", "1", "--out", str(tmp_path / "s.png")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300, env=ENV)
+    line = one_error_line(r)
+    assert "refused" in line and ("system" in line or "open" in line), line
+    assert not marker.exists() and not (tmp_path / "s.png").exists()
+
+
+def test_evaluate_refuses_a_model_file_that_would_run_code(tiny_fg_dir, tmp_path):
+    marker = tmp_path / "ran"
+    run = crafted_run(tiny_fg_dir, tmp_path / "run", marker)
+    r = subprocess.run([sys.executable, "-m", "engine", "evaluate", "--checkpoint", str(run), "--no-timing",
+                        "--per-class", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=ENV)
+    assert "refused" in one_error_line(r)
+    assert not marker.exists()
+
+
+def _app_script():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("app_script", ROOT / "app.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_the_apps_discovery_of_runs_never_runs_a_crafted_file(tiny_fg_dir, tmp_path):
+    marker = tmp_path / "ran"
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_fg_dir, runs / "honest")
+    crafted_run(tiny_fg_dir, runs / "crafted", marker)
+    found = _app_script().find_runs(runs)
+    assert found == [runs / "honest" / "model.pt"]     # the honest run is still offered
+    assert not marker.exists()
+
+
+def test_the_app_refuses_a_crafted_checkpoint_with_one_line(tiny_fg_dir, tmp_path):
+    marker = tmp_path / "ran"
+    run = crafted_run(tiny_fg_dir, tmp_path / "run", marker)
+    r = subprocess.run([sys.executable, str(ROOT / "app.py"), "--checkpoint", str(run), "--no-runs",
+                        "--no-umap", "--port", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=ENV)
+    assert "refused" in one_error_line(r)
+    assert not marker.exists()
+
+
+def test_every_file_the_project_ships_or_resumes_from_loads_without_running_code():
+    from engine.checkpoint import FORMAT, safe_load
+    files = sorted([*ROOT.glob("assets/*/*.pt"), *ROOT.glob("training/**/*.pt")])
+    assert any(p.name == "model.pt" for p in files) and any(p.name.startswith("classifier_") for p in files)
+    for path in files:
+        state = safe_load(path)
+        assert isinstance(state, dict) and (state.get("format") == FORMAT or "classes" in state), path
+
+
+def test_a_file_that_asks_for_a_plain_function_is_refused_by_name(tmp_path):
+    from engine.checkpoint import read_file
+    from engine.errors import EngineError
+    path = tmp_path / "model.pt"
+    buf = io.BytesIO()
+    torch.save({"format": "feature-guided-diffusion/1", "x": Payload(print, "ran")}, buf)
+    path.write_bytes(buf.getvalue())
+    with pytest.raises(EngineError, match=r"refused: .*`(builtins\.)?print`") as e:
+        read_file(path)
+    assert "\n" not in str(e.value)
