@@ -26,8 +26,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "picker (default: the shipped assets/feature_guided and every feature-guided run under runs/)")
     p.add_argument("--mixture", default=None,
                    help="mixture (unconditional) run folder for the comparisons (default: the shipped "
-                   "assets/mixture for the shipped model; for a run, the matching mixture run if any, else the "
-                   "shipped one when trained on the same data)")
+                   "assets/mixture for the shipped model; for another, a mixture run under runs/ trained on the same "
+                   "dataset and classes, as its checkpoint records, else the shipped one when it matches)")
     p.add_argument("--atlas", default=None,
                    help="atlas folder of the first model (default: assets/atlas for the shipped models; for "
                    "another checkpoint DIR/atlas, built in the background and saved there when missing)")
@@ -36,6 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--port", type=whole_number(1, 65535), default=7860, help="port (default 7860)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.add_argument("--threads", type=whole_number(), default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="the networks' arithmetic: auto (bf16 where the CPU or GPU multiplies bfloat16 in hardware, "
+                   "else fp32), fp32 or bf16; compiled in the background at start (default auto)")
     p.add_argument("--concurrency", type=whole_number(), default=1,
                    help="engine jobs run at once; more requests wait in the queue (default 1)")
     p.add_argument("--queue", type=whole_number(), default=32,
@@ -45,71 +48,22 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def find_runs(root) -> list:
-    """model.pt files of feature-guided runs under root (runs/NAME/model.pt, runs/NAME/stages/S/model.pt)."""
-    from pathlib import Path
-
-    from engine.checkpoint import safe_load
-    found = []
-    root = Path(root)
-    if not root.is_dir():
-        return found
-    for path in sorted(list(root.glob("*/model.pt")) + list(root.glob("*/stages/*/model.pt"))):
-        try:
-            state = safe_load(path)
-            tc = state["train_config"]
-            kind = tc.get("kind") or tc["model"].get("kind")
-            if kind == "feature_guided" and state.get("centroids"):
-                found.append(path)
-        except Exception:                     # unreadable or not a checkpoint: not offered
-            continue
-    return found
+    """model.pt files of feature-guided runs under root (app/sources.py)."""
+    from app.sources import find_runs as found
+    return found(root)
 
 
-def mixture_for(run) -> "Path | None":
-    """The mixture run beside a feature-guided one: the same path with feature_guided -> mixture."""
-    from pathlib import Path
-    text = str(run)
-    if "feature_guided" not in text:
-        return None
-    other = Path(text.replace("feature_guided", "mixture"))
-    return other if other.is_file() else None
-
-
-def sources(args) -> list:
-    """The model picker's entries: --checkpoint ones (or the shipped model), then runs/."""
-    from pathlib import Path
-
-    from app.context import ModelSource, shown_path
-    from engine.atlas import DEFAULT_ATLAS
-    from engine.checkpoint import DEFAULT_CHECKPOINT, DEFAULT_MIXTURE
-    out = []
-    if args.checkpoint:
-        for k, ck in enumerate(args.checkpoint):
-            folder = Path(ck) if Path(ck).is_dir() else Path(ck).parent
-            atlas = args.atlas if (k == 0 and args.atlas) else folder / "atlas"
-            out.append(ModelSource(ck, args.mixture or mixture_for(Path(ck) / "model.pt" if Path(ck).is_dir() else ck),
-                                   atlas, save_to=None if (k == 0 and args.atlas) else folder / "atlas",
-                                   atlas_given=bool(k == 0 and args.atlas)))
-    else:
-        out.append(ModelSource(None, args.mixture or DEFAULT_MIXTURE, args.atlas or DEFAULT_ATLAS,
-                               label=f"shipped ({shown_path(Path(DEFAULT_CHECKPOINT))})",
-                               atlas_given=bool(args.atlas)))
-    if not args.no_runs:
-        from app.context import ROOT
-        seen = {str(Path(s.checkpoint).resolve()) for s in out if s.checkpoint}
-        for run in find_runs(ROOT / "runs"):
-            if str(run.resolve()) in seen or str(run.parent.resolve()) in seen:
-                continue
-            out.append(ModelSource(run, mixture_for(run) or DEFAULT_MIXTURE, run.parent / "atlas",
-                                   save_to=run.parent / "atlas"))
-    return out
+def sources(args, runs_root=None) -> list:
+    """The model picker's entries (app/sources.py): --checkpoint ones (or the shipped model), then runs/."""
+    from app.sources import sources as entries
+    return entries(args, runs_root)
 
 
 def load(args):
     """The registry of models the app serves, its first model loaded (the rest on first use)."""
     from app.context import Registry
-    reg = Registry(sources(args), warm_umap=not args.no_umap, device=args.device)
-    reg.loaded[reg.default] = reg._load(reg.sources[reg.default])
+    reg = Registry(sources(args), warm_umap=not args.no_umap, device=args.device, precision=args.precision)
+    reg.loaded[reg.default] = reg.load(reg.sources[reg.default])
     return reg
 
 

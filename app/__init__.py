@@ -1,6 +1,8 @@
-"""The exploration app: layout (layout.py), callbacks (callbacks.py), pictures and files
-(imaging.py, runs.py) and figure glue (figures.py) over the engine. `app.py` at the
-repository root parses the command line and launches it.
+"""The exploration app over the engine: the page (page.py) assembled from one module per tab
+(tabs/), the views of one model behind them (views/, one module per tab), the models and their
+background work (context.py, preparation.py), pictures and files (imaging.py, runs.py), figures
+(figures.py) and words (text.py). `app.py` at the repository root parses the command line,
+finds the models of the picker (sources.py) and launches it.
 
 gradio is imported only when the page is built (create_demo), so the command line can
 check its models and refuse a bad one before paying for that import.
@@ -28,7 +30,7 @@ def create_demo(fg, mixture=None, atlas=None, classifier=None, engine_concurrenc
 def create_app(registry, engine_concurrency: int = 1, max_queue: int = 32, start_background: bool = True):
     """A ready-to-launch gr.Blocks serving the models of an app.context.Registry (the page's
     model picker); its first model is prepared in the background at once."""
-    from .layout import build_app
+    from .page import build_app
     demo = build_app(registry, engine_concurrency, max_queue)
     demo.registry = registry
     demo.ctx = registry.context()
@@ -38,8 +40,8 @@ def create_app(registry, engine_concurrency: int = 1, max_queue: int = 32, start
 
 
 def launch_kwargs(host: str = "127.0.0.1", port: int = 7860, **over) -> dict:
-    """Arguments for demo.launch(): local only, no share link, no external fonts (layout.py)."""
-    from .layout import launch_kwargs as kw
+    """Arguments for demo.launch(): local only, no share link, no external fonts (page.py)."""
+    from .page import launch_kwargs as kw
     return kw(host, port, **over)
 
 

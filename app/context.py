@@ -1,15 +1,12 @@
-"""What the app serves: the loaded models, the atlas and the classifier, shared read-only by
-every session.
+"""What the app serves: the models of the page's picker, each with its atlas, classifier and
+measures (app/preparation.py), shared read-only by every session.
 
 Nothing here holds per-user state: a request's results live in its own outputs (and in
 `gr.State`, which gradio keeps per browser session), so one user's run never shows in
-another user's page. The slow pieces (the atlas of a custom checkpoint, the UMAP maps, the
-sample classifier) are prepared in background threads so the first page is usable at once;
-each holder says what it is doing in one line (`status`), which the page shows.
+another user's page.
 """
 from __future__ import annotations
 
-import atexit
 import logging
 import shutil
 import tempfile
@@ -20,266 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.atlas import Atlas, build_atlas
+from engine.atlas import Atlas
 from engine.checkpoint import Checkpoint
 from engine.errors import EngineError
 from engine.paths import ROOT, shown_path  # noqa: F401 (ROOT, shown_path: the pages')
-from engine.measures import Measures, measure
+
+from .common import FG, MIXTURE
+from .preparation import AtlasHolder, ClassifierHolder, MeasuresHolder, background  # noqa: F401
 
 log = logging.getLogger("app")
-
-FG = "feature_guided"
-MIXTURE = "mixture"
-
-
-_BACKGROUND: list[threading.Thread] = []
-
-
-def background(work, name: str) -> threading.Thread:
-    """Start work (atlas, classifier, measures) in a daemon thread that the interpreter waits for at
-    exit: a torch or numba call cut off by interpreter shutdown aborts the whole process
-    ("terminate called without an active exception") instead of letting it exit cleanly."""
-    thread = threading.Thread(target=work, name=name, daemon=True)
-    _BACKGROUND.append(thread)
-    thread.start()
-    return thread
-
-
-@atexit.register
-def _wait_for_background(timeout: float = 120.0) -> None:
-    end = time.monotonic() + timeout
-    for thread in _BACKGROUND:
-        thread.join(max(0.0, end - time.monotonic()))
-
-
-class Preparation:
-    """Work done once in the background (the atlas, the classifier, the measures): the thread, the
-    failure, the phase and the wait with the page's progress line, kept in one place."""
-
-    name = "preparation"
-
-    def __init__(self):
-        self.error: str | None = None
-        self.phase = "waiting"
-        self._thread: threading.Thread | None = None
-
-    def needs_work(self) -> bool:
-        raise NotImplementedError
-
-    def _work(self) -> None:
-        raise NotImplementedError
-
-    def status(self) -> str:
-        raise NotImplementedError
-
-    def start(self) -> None:
-        """Start the work in a background thread, once, if it is needed; returns at once."""
-        if self.needs_work() and self._thread is None:
-            self._thread = background(self._run, self.name)
-
-    def _run(self) -> None:
-        try:
-            self._work()
-            self.phase = "ready"
-        except EngineError as e:
-            self.error, self.phase = str(e), "failed"
-        except Exception as e:                 # a bug, but the rest of the app keeps serving
-            log.exception("%s preparation failed", self.name)
-            self.error, self.phase = f"{type(e).__name__}: {e}", "failed"
-
-    def _wait(self, ready, progress, desc, timeout: float) -> bool:
-        """Wait, with the page's progress line, until ready() holds, the work failed or ended, or
-        timeout passes; returns ready()."""
-        self.start()
-        t0 = time.perf_counter()
-        while not ready() and self.error is None and self._thread is not None \
-                and self._thread.is_alive() and time.perf_counter() - t0 < timeout:
-            if progress is not None:
-                progress(None, desc=desc())
-            self._thread.join(0.5)
-        return ready()
-
-
-class AtlasHolder(Preparation):
-    """The atlas, possibly still being built, with its UMAP maps warming up in the background.
-
-    `get()` returns the atlas or None while a custom checkpoint's atlas is being computed;
-    embedding views draw PCA until `umap_ready` (the engine's rule), so nothing ever waits.
-    """
-
-    name = "atlas"
-
-    def __init__(self, checkpoints: dict[str, Checkpoint], atlas: Atlas | None = None,
-                 path: str | Path | None = None, save_to: str | Path | None = None,
-                 per_class: int = 50, warm: bool = True):
-        self.checkpoints = checkpoints
-        self.atlas = atlas
-        self.path = Path(path) if path else None
-        self.save_to = Path(save_to) if save_to else None
-        self.per_class = per_class
-        self.warm = warm
-        self.umap_done = 0
-        self.umap_total = 0
-        super().__init__()
-        if atlas is not None:
-            self.phase = "ready"
-
-    def needs_work(self) -> bool:
-        """The atlas is built if missing; its UMAP maps are warmed if asked."""
-        return self.atlas is None or (self.warm and bool(self.atlas.missing_umaps()))
-
-    def _work(self) -> None:
-        if self.atlas is None:
-            self.phase = "building"
-            t0 = time.perf_counter()
-            self.atlas = build_atlas(self.checkpoints, per_class=self.per_class, umap=False, progress=False)
-            log.info("atlas built in %.1f s", time.perf_counter() - t0)
-            self._save()
-        if self.warm and self.atlas.missing_umaps():
-            self.phase = "umap"
-            self.umap_total = len(self.atlas.missing_umaps())
-            self.atlas.warm_umap(self._progress)
-            self._save()
-
-    def _progress(self, done: int, total: int, key) -> None:
-        self.umap_done, self.umap_total = done, total
-
-    def _save(self) -> None:
-        if self.save_to is None:
-            return
-        try:
-            self.atlas.save(self.save_to)
-            log.info("atlas saved to %s", self.save_to)
-        except OSError as e:
-            log.warning("could not save the atlas to %s (%s); it stays in memory", self.save_to, e)
-
-    def get(self) -> Atlas | None:
-        return self.atlas
-
-    def require(self) -> Atlas:
-        if self.atlas is None:
-            raise EngineError(self.status())
-        return self.atlas
-
-    def status(self) -> str:
-        if self.phase == "failed":
-            return f"The atlas could not be prepared: {self.error}"
-        if self.atlas is None:
-            return ("The atlas (features of held-out test images) is being computed for this model; "
-                    "the maps appear in a few seconds.")
-        if self.phase == "umap" and self.umap_total:
-            return (f"UMAP maps: {self.umap_done} of {self.umap_total} fitted in the background; "
-                    "PCA is shown where a map is not ready yet.")
-        return "All maps are ready."
-
-
-class ClassifierHolder(Preparation):
-    """The independent sample classifier (engine.classifier), loaded or trained in the background."""
-
-    name = "classifier"
-
-    def __init__(self, ckpt: Checkpoint, classifier=None):
-        super().__init__()
-        self.ckpt = ckpt
-        self.classifier = classifier
-
-    def needs_work(self) -> bool:
-        return self.classifier is None
-
-    def _work(self) -> None:
-        from engine.classifier import load_classifier
-        self.classifier = load_classifier(self.ckpt, progress=False)
-
-    def get(self):
-        return self.classifier
-
-    def wait(self, progress=None, timeout: float = 600.0):
-        """The classifier, waiting for the background preparation if needed."""
-        if not self._wait(lambda: self.classifier is not None, progress,
-                          lambda: "waiting for the classifier (trained once, then cached)", timeout):
-            raise EngineError(self.status())
-        return self.classifier
-
-    def status(self) -> str:
-        if self.classifier is not None:
-            return f"classifier test accuracy {self.classifier.test_accuracy:.0%}"
-        if self.error:
-            return f"no classifier: {self.error}"
-        return "the classifier is being prepared in the background; probabilities appear on the next run"
-
-
-class MeasuresHolder(Preparation):
-    """The model's cached measures (engine.measures: density distances, how well each class's
-    samples are read, the default interpolation pair and trajectory targets): read from the atlas
-    folder when drawn from this model, else computed in the background once the atlas and the
-    classifier are ready (about a minute on 2 CPU cores) and saved beside the atlas when allowed."""
-
-    name = "measures"
-
-    def __init__(self, fg: Checkpoint, atlas: AtlasHolder, classifier: ClassifierHolder,
-                 folder: str | Path | None = None, save_to: str | Path | None = None):
-        super().__init__()
-        self.fg, self.atlas, self.classifier = fg, atlas, classifier
-        self.save_to = Path(save_to) if save_to else None
-        self.measures = None
-        self.density = None                   # the density distances, as soon as they are measured
-        for where in (folder, save_to):
-            if where is not None and self.measures is None:
-                try:
-                    m = Measures.load(where)
-                    if m.matches(fg):
-                        self.measures, self.phase = m, "ready"
-                    else:
-                        log.warning("the measures in %s were drawn from other weights; measuring again", where)
-                except EngineError:
-                    pass
-
-    def needs_work(self) -> bool:
-        return self.measures is None
-
-    def _work(self) -> None:
-        while self.atlas.get() is None and self.atlas.phase != "failed":
-            time.sleep(0.5)
-        atlas = self.atlas.require()
-        self.phase = "measuring"
-        t0 = time.perf_counter()
-        self.measures = measure(self.fg, atlas.images, atlas.labels, self.classifier.wait,
-                                on_density=self._got_density)
-        log.info("measures of %s in %.1f s", self.fg.path and Path(self.fg.path).name, time.perf_counter() - t0)
-        if self.save_to is not None:
-            try:
-                self.measures.save(self.save_to)
-            except OSError as e:
-                log.warning("could not save the measures (%s); they stay in memory", e)
-
-    def _got_density(self, density) -> None:
-        self.density = density
-
-    def get(self) -> Measures | None:
-        return self.measures
-
-    def wait_density(self, progress=None, timeout: float = 900.0):
-        """The density distances alone: ready before the rest of the measures (which wait for the
-        classifier)."""
-        self._wait(lambda: self.measures is not None or self.density is not None, progress, self.status, timeout)
-        if self.measures is not None:
-            return self.measures
-        if self.density is None:
-            raise EngineError(self.status())
-        return self.density
-
-    def wait(self, progress=None, timeout: float = 900.0) -> Measures:
-        if not self._wait(lambda: self.measures is not None, progress, self.status, timeout):
-            raise EngineError(self.status())
-        return self.measures
-
-    def status(self) -> str:
-        if self.measures is not None:
-            return "measured"
-        if self.error:
-            return f"this model could not be measured: {self.error}"
-        return ("measuring this model once (density distances between classes, samples of every class); "
-                "about a minute on 2 CPU cores")
 
 
 class Context:
@@ -317,6 +63,8 @@ class Context:
         self.atlas.start()
         self.classifier.start()
         self.measures.start()
+        for ckpt in self.checkpoints.values():
+            warm_up(ckpt)
 
     def new_run_dir(self) -> Path:
         """A fresh folder for one request's downloads; folders older than an hour are removed."""
@@ -340,6 +88,30 @@ class Context:
         """Held-out test images (N, C, H, W) and labels, from the atlas."""
         a = self.atlas.require()
         return a.images, a.labels
+
+
+def use_precision(ckpt: Checkpoint, precision: str) -> None:
+    """The network of a model the page serves at `precision` (engine/precision.py), compiled: the
+    page makes the same calls again and again, so a compile pays for itself (warm_up does it
+    before the first request needs it)."""
+    policy = ckpt.use_precision(precision, compile=True, log=log.info)
+    log.info("%s: %s", shown_path(ckpt.path), policy)
+
+
+_WARMED: set[int] = set()
+
+
+def warm_up(ckpt: Checkpoint) -> None:
+    """Compile a model's network in the background, once; until it is done the network answers
+    eagerly, so no request waits for the compile."""
+    if id(ckpt) in _WARMED or not getattr(ckpt, "compiled", False):
+        return
+    _WARMED.add(id(ckpt))
+
+    def work():
+        seconds = ckpt.warm_up()
+        log.info("%s: network compiled in %.1f s", shown_path(ckpt.path), seconds)
+    background(work, "warm-up")
 
 
 class ModelSource:
@@ -368,13 +140,14 @@ class Registry:
     background, as for the first)."""
 
     def __init__(self, sources: list[ModelSource] | None = None, loaded: dict[str, Context] | None = None,
-                 device: str = "auto", warm_umap: bool = True, per_class: int = 50):
+                 device: str = "auto", warm_umap: bool = True, per_class: int = 50, precision: str | None = None):
         self.sources = {s.key: s for s in (sources or [])}
         self.loaded: dict[str, Context] = dict(loaded or {})
         self.order = list(self.loaded) + [k for k in self.sources if k not in self.loaded]
         if not self.order:
             raise EngineError("no model to serve")
         self.device, self.warm_umap, self.per_class = device, warm_umap, per_class
+        self.precision = precision            # None: the engine's default (fp32, eager)
         self._views: dict[str, object] = {}
         self._lock = threading.Lock()
 
@@ -391,19 +164,24 @@ class Registry:
             raise EngineError(f"unknown model '{key}'; the page offers {', '.join(self.order)}")
         with self._lock:
             if key not in self.loaded:
-                self.loaded[key] = self._load(self.sources[key])
+                self.loaded[key] = self.load(self.sources[key])
                 self.loaded[key].start_background()
         return self.loaded[key]
 
+    def load_first(self) -> Context:
+        """Load the first model now (the others wait until picked)."""
+        return self.context(self.default)
+
     def views(self, key: str | None = None):
-        from .callbacks import Views
+        from .views import Views
         ctx = self.context(key)
         with self._lock:
             if id(ctx) not in self._views:
                 self._views[id(ctx)] = Views(ctx)
             return self._views[id(ctx)]
 
-    def _load(self, src: ModelSource) -> Context:
+    def load(self, src: ModelSource) -> Context:
+        """A picker entry's models, read from disk, with their atlas if it was drawn from them."""
         from engine.checkpoint import load_checkpoint
         fg = load_checkpoint(src.checkpoint, self.device)
         mixture = None
@@ -415,6 +193,9 @@ class Registry:
             except EngineError as e:
                 log.warning("no mixture model for %s: %s", src.label, e)
         checkpoints = {FG: fg, **({MIXTURE: mixture} if mixture is not None else {})}
+        if self.precision is not None:
+            for ckpt in checkpoints.values():
+                use_precision(ckpt, self.precision)
         atlas = None
         if src.atlas is not None:
             try:

@@ -1,10 +1,8 @@
-"""Figure glue: plotly figures for the page, built from engine results.
-
-The analysis figures (PSNR, separation, density distance, bifurcation, interpolation) come
-from engine.figures when it has them; what is drawn only by the app (the embedding map
-with its clickable points, trajectory paths over it, the probability bars, the PSNR bars
-of one image) is built here, from numbers the engine computed. Every figure has a title
-that says what it shows, labelled axes and the same class colours.
+"""The page's plotly figures, drawn from numbers the engine computed: the embedding map with its
+clickable points, trajectory paths over it, the distance between trajectories, the probability
+bars, the gains of one image, the heatmaps, the labelled scatter and the lineage's loss. Every
+figure has a title that says what it shows, labelled axes, and the class colours of
+engine/palette.py, which the report's figures share.
 """
 from __future__ import annotations
 
@@ -13,20 +11,33 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
+from engine.palette import NOT_HIGHLIGHTED, class_colour, colour_of, series_style
+
 # plotly loads its classes lazily; load them now, in the importing thread, so that no two
 # threads (a request and a background job) ever import them at once
 _ = (go.Figure, go.Scatter, go.Bar, go.Heatmap, go.layout.Annotation)
 
-# Plotly's D3 / Tableau 10, extended: one fixed colour per class index
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
-           "#e6550d", "#31a354", "#756bb1", "#636363"]
 FONT = dict(family="system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif", size=13)
 MAP_HEIGHT = 430
 
 
 def colour(i: int) -> str:
-    return PALETTE[i % len(PALETTE)]
+    """The colour of the class at index i (engine.palette: the same in every figure)."""
+    return class_colour(i)
+
+
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Tick values 1, 2, 5 x 10^k between lo and hi (> 0), each labelled in full, so a log axis never
+    reads as a row of bare digits; fewer when they would crowd."""
+    lo, hi = max(lo, 1e-300), max(hi, 1e-300)
+    e0, e1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    for mantissas in ((1, 2, 5), (1, 3), (1,)):
+        ticks = [m * 10.0 ** e for e in range(e0, e1 + 1) for m in mantissas if lo <= m * 10.0 ** e <= hi]
+        if len(ticks) <= 7:
+            break
+    if len(ticks) < 2:
+        ticks = [lo, hi]
+    return ticks, [tick(v) for v in ticks]
 
 
 def base_layout(fig: go.Figure, title: str, height: int = 420, **kw) -> go.Figure:
@@ -116,18 +127,19 @@ def distance_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], marks: dic
         s = marks.get(name)
         known = s is not None and math.isfinite(s)
         label = f"{name} (parts at sigma {s:.2g})" if known else name
-        fig.add_trace(go.Scatter(x=sig, y=dist, mode="lines", name=label, line=dict(color=colour(i), width=2.5),
+        grey, dash = series_style(i)          # a pair is not a class: greys and dashes, never a class colour
+        fig.add_trace(go.Scatter(x=sig, y=dist, mode="lines", name=label, line=dict(color=grey, width=2.5, dash=dash),
                                  legendgroup=name,
                                  hovertemplate="sigma %{x:.3f}<br>distance %{y:.3f}<extra>" + name + "</extra>"))
         if known:
             y = float(np.interp(math.log(s), np.log(sig[::-1]), dist[::-1]))
             fig.add_trace(go.Scatter(x=[s], y=[y], mode="markers", showlegend=False, legendgroup=name,
-                                     marker=dict(size=13, symbol="star", color=colour(i),
+                                     marker=dict(size=13, symbol="star", color=grey,
                                                  line=dict(width=1, color="black")),
                                      hovertemplate=f"{name}: bifurcation at sigma %{{x:.3f}}<extra></extra>"))
     if step_sigma is not None:
         fig.add_vline(x=step_sigma, line=dict(color="#888", dash="dot"))
-    title = "Distance between the trajectories (stars: where each pair parts)"
+    title = "Distance between the trajectories; ★ marks where each pair parts"
     base_layout(fig, title + (f"<br><sup>{model}</sup>" if model else ""), height=height,
                 legend=dict(orientation="h", x=0, y=-0.28, font=dict(size=11)), showlegend=True,
                 margin=dict(l=55, r=15, t=55, b=40))
@@ -144,7 +156,7 @@ def probability_bars(probabilities: np.ndarray, classes: list[str], highlight: l
                      title: str, height: int = 330) -> go.Figure:
     """Mean classifier probability of each class over the samples shown (highlighted classes coloured)."""
     mean = probabilities.mean(0)
-    cols = [colour(i) if c in highlight else "#c8c8c8" for i, c in enumerate(classes)]
+    cols = [colour(i) if c in highlight else NOT_HIGHLIGHTED for i, c in enumerate(classes)]
     fig = go.Figure(go.Bar(x=classes, y=mean, marker_color=cols,
                            hovertemplate="%{x}: %{y:.2f}<extra></extra>"))
     base_layout(fig, title, height=height)
@@ -215,22 +227,28 @@ def loss_figure(segments: list, height: int = 320, model: str | None = None, off
     fig = go.Figure()
     for i, (name, history) in enumerate(drawn):
         steps, loss = zip(*[(h[0], h[1]) for h in history])
-        fig.add_trace(go.Scatter(x=steps, y=loss, mode="lines", name=name, line=dict(width=2, color=colour(i))))
+        grey, dash = series_style(i)          # a run is not a class: greys and dashes
+        fig.add_trace(go.Scatter(x=steps, y=loss, mode="lines", name=name, line=dict(width=2, color=grey, dash=dash)))
     missing = [name for name, h in segments if not h]
     title = "Training loss over the whole lineage" + (f"<br><sup>not recorded: {', '.join(missing)}</sup>"
                                                       if missing else (f"<br><sup>{model}</sup>" if model else ""))
     base_layout(fig, title, height=height, showlegend=len(drawn) > 1,
                 legend=dict(orientation="h", y=-0.3))
     fig.update_xaxes(title="training step (all runs of the lineage)")
-    fig.update_yaxes(title="loss (denoising MSE)", type="log")
+    values = [point[1] for _, history in drawn for point in history if point[1] > 0]
+    ticks, labels = log_ticks(min(values), max(values)) if values else (None, None)
+    fig.update_yaxes(title="loss (denoising MSE)", type="log", tickvals=ticks, ticktext=labels)
     return fig
 
 
 def strip_probabilities(alphas: np.ndarray, prob_a: np.ndarray, prob_b: np.ndarray, a: str, b: str,
-                        model: str | None = None, height: int = 330) -> go.Figure:
+                        model: str | None = None, height: int = 330, classes: list[str] | None = None) -> go.Figure:
+    """P(A) and P(B) against alpha, each in its class's colour (classes: the model's class list)."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=alphas, y=prob_a, mode="lines+markers", name=f"P({a})", line=dict(width=3)))
-    fig.add_trace(go.Scatter(x=alphas, y=prob_b, mode="lines+markers", name=f"P({b})", line=dict(width=3)))
+    for name, p in ((a, prob_a), (b, prob_b)):
+        col = colour_of(name, classes) if classes and name in classes else None
+        fig.add_trace(go.Scatter(x=alphas, y=p, mode="lines+markers", name=f"P({name})",
+                                 line=dict(width=3, color=col), marker=dict(color=col)))
     for x in (0, 1):
         fig.add_vline(x=x, line=dict(color="#bbb", dash="dot"))
     base_layout(fig, f"Classifier's mean probability of {a} and {b} against alpha"
@@ -255,8 +273,10 @@ def pair_scatter(centroid_d2: np.ndarray, density: np.ndarray, pairs: list[tuple
                                              "density %{y:.3g}<br>click: samples of both<extra></extra>"))
     base_layout(fig, f"One point per pair: r = {pearson:.2f}, rho = {spearman:.2f}", height=height,
                 clickmode="event", margin=dict(l=55, r=30, t=40, b=45), modebar=dict(orientation="v"))
-    fig.update_xaxes(title=f"centroid distance² ({layer}, sigma {sigma:g})", type="log")
-    fig.update_yaxes(title="density distance D(a, b)", type="log")
+    xt, xl = log_ticks(float(np.min(centroid_d2)), float(np.max(centroid_d2)))
+    yt, yl = log_ticks(float(np.min(density)), float(np.max(density)))
+    fig.update_xaxes(title=f"centroid distance² ({layer}, sigma {sigma:g})", type="log", tickvals=xt, ticktext=xl)
+    fig.update_yaxes(title="density distance D(a, b)", type="log", tickvals=yt, ticktext=yl)
     return fig
 
 

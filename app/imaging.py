@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from engine.data import fit_image, load_image
+from engine.data import load_image
 from engine.errors import EngineError
 from engine.grid import make_grid
+from engine.placement import crops_at_scale
 
 GRID_PX = 520          # about how wide a grid of samples is drawn in the page
 
@@ -122,20 +123,32 @@ def upload_name(path) -> str:
     return Path(str(path)).name
 
 
-def read_upload(path, channels: int, size: int) -> np.ndarray:
-    """An uploaded file -> (C, size, size) float32 in [0, 1], as the command line reads --image.
+def read_image(path, channels: int) -> np.ndarray:
+    """An uploaded file -> (C, H, W) float32 in [0, 1], as the command line reads --image.
 
-    Any problem (not an image, corrupt, too small, too large) raises EngineError naming the file.
+    Any problem (not an image, corrupt, too small, too large) raises EngineError naming the file
+    by the name the user gave it.
     """
     if path is None:
         raise EngineError("no file was uploaded")
     p = Path(str(path))
     try:
-        img = load_image(p, channels)
+        return load_image(p, channels)
     except EngineError as e:
         msg = str(e).replace(str(p), p.name)     # the user knows the file by its own name, not the temp path
         # in plain words: not the name of the Python exception the image library raised
         msg = re.sub(r"not a readable image \([^)]*\)", "not a readable image (not a picture, or a damaged one)",
                      msg)
         raise EngineError(msg) from None
-    return fit_image(img, size)
+
+
+def read_upload(path, channels: int, size: int) -> tuple[np.ndarray, str]:
+    """One uploaded image as the model sees one image: (C, size, size), the crop nearest its centre
+    at its own scale (engine.placement.crops_at_scale), and a line saying what was done."""
+    image = read_image(path, channels)
+    _, h, w = image.shape
+    if min(h, w) <= size:
+        return crops_at_scale(image, size).images[0], f"{w}x{h} pixels, fitted to {size} pixels"
+    top, left = (h - size) // 2, (w - size) // 2
+    return (np.ascontiguousarray(image[:, top:top + size, left:left + size], np.float32),
+            f"{w}x{h} pixels: its centre crop of {size} pixels, at its own scale (the training crops' scale)")

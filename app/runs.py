@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.paths import shown_path
 from engine.sampler import SamplerSettings
 
 from . import imaging
@@ -32,7 +33,7 @@ def command_path(path: str) -> str:
 
 
 def sample_command(checkpoint: str, target: dict, n: int, seed: int, settings: SamplerSettings,
-                   image_names: list[str] | None = None, out: str = "samples.npy") -> str:
+                   image_names: list[str] | None = None, out: str = "samples.npy", precision: str | None = None) -> str:
     """The `python -m engine sample` line for a run (see engine/cli.py)."""
     args = ["python", "-m", "engine", "sample", "--checkpoint", command_path(checkpoint)]
     mode = target["mode"]
@@ -50,14 +51,18 @@ def sample_command(checkpoint: str, target: dict, n: int, seed: int, settings: S
              "--guidance", repr(settings.guidance), "--eps-scale", repr(settings.eps_scale),
              "--eps-scale-sigma", repr(settings.eps_scale_sigma),
              "--sigma0", repr(settings.sigma_0), "--sigmaL", repr(settings.sigma_L),
-             "--max-steps", str(settings.max_steps), "--out", out]
-    return shlex.join(args)
+             "--max-steps", str(settings.max_steps)]
+    if precision is not None:                   # bf16 draws other numbers than fp32: the run's own
+        args += ["--precision", precision]
+    return shlex.join(args + ["--out", out])
 
 
 def run_record(checkpoint: str, target: dict, n: int, seed: int, settings: SamplerSettings,
-               image_names: list[str] | None = None, **facts) -> dict:
-    rec = {"command": sample_command(checkpoint, target, n, seed, settings, image_names),
-           "checkpoint": checkpoint, "target": target, "n": n, "seed": seed, "settings": asdict(settings)}
+               image_names: list[str] | None = None, precision: str | None = None, **facts) -> dict:
+    # the page's rule for paths: relative to the project, or the last two parts (no machine's path)
+    rec = {"command": sample_command(checkpoint, target, n, seed, settings, image_names, precision=precision),
+           "checkpoint": shown_path(checkpoint), "target": target, "n": n, "seed": seed, "settings": asdict(settings),
+           **({"precision": precision} if precision else {})}
     if image_names:
         rec["images"] = image_names
         rec["note"] = "run the command in the folder that holds the original image files"

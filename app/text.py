@@ -33,8 +33,9 @@ EMBEDDINGS_MORE = (
 SAMPLE = "Noise (sigma 1) becomes samples of the target (sigma 0.01), beside real images to compare."
 SAMPLE_MORE = (
     "The sampler steps towards the denoiser's estimate f(y_t), adding a little fresh noise each time. "
-    "Condition on a class centroid, or on your own images (any format or size; converted to the model's images; "
-    "the target is then their features' average). The model learned its classes from patches of a few "
+    "Condition on a class centroid, or on your own images (any format or size; an image larger than the model's "
+    "crops is cut into crops of its size at the image's own scale, the scale the model was trained at; the target "
+    "is then the crops' features' average). The model learned its classes from patches of a few "
     "photographs: images much like those give samples of their class, others give samples of whichever classes "
     "their features fall nearest (the page says when your images are far from every class). Smaller **beta** "
     "injects more noise (more steps); **h0** is the first step size; **guidance** g conditions on "
@@ -48,7 +49,7 @@ INTERPOLATE = ("Blend two class centroids with weight alpha (0: A, 1: B), or swi
                "the chart is an independent classifier's verdict.")
 INTERPOLATE_MORE = (
     "**Blend**: condition on (1 - alpha) centroid(A) + alpha centroid(B), with the same seed for every alpha so "
-    "only the target changes (outside 0..1 it extrapolates); samples are drawn when the slider is released. "
+    "only the target changes (outside 0..1 it extrapolates); the samples are redrawn while the slider moves. "
     "**Switch**: class A while the noise is above sigma*, class B below: A sets the coarse structure, B the "
     "detail. The default pair is the one whose samples the classifier reads best as their own class, measured "
     "on this model (engine/measures.py). The strip draws every alpha at once, between real crops of A and B.")
@@ -122,7 +123,7 @@ def model_card(ckpt, mixture=None) -> str:
         f"{', '.join(m['matched_blocks'])}.",
         f"Training: batch {tc['batch']}, peak learning rate {tc['lr']:g}, noise sigma up to {tc['sigma_max']:g}, "
         f"seed {tc['seed']}" + (f", {info['train_images']:,} training images" if "train_images" in info else "")
-        + (f", {ckpt.total_wall_seconds / 60:.0f} minutes on {info['machine']}" if "wall_seconds" in info else "")
+        + (f", {ckpt.total_wall_seconds / 60:.0f} minutes on {machine(info['machine'])}" if "wall_seconds" in info else "")
         + (" (the settings of its last run)" if ckpt.lineage else "") + ".",
     ]
     if mixture is not None:
@@ -153,10 +154,35 @@ def no_machine_paths(text: str) -> str:
     return re.sub(r"(?<![\w.])/(?:[^\s\"'`,()/]+/)*([^\s\"'`,()/]+/[^\s\"'`,()/]+)", r"\1", text)
 
 
+def machine(text: str) -> str:
+    """A recorded machine description in plain words: "1 CPU threads" -> "1 CPU thread"."""
+    return re.sub(r"\b1 CPU threads\b", "1 CPU thread", text)
+
+
+def sampler_table(match: re.Match) -> str:
+    """The card's `Sampler settings: {...}` line as a small table."""
+    import ast
+    try:
+        settings = ast.literal_eval(match.group(1))
+    except (ValueError, SyntaxError):
+        return match.group(0)
+    return ("Sampler settings (the defaults the figures were measured with):\n\n| setting | value |\n|---|---|\n"
+            + "\n".join(f"| {k} | {v} |" for k, v in settings.items()))
+
+
+def card_for_page(card: str) -> str:
+    """The user-facing part of a model card: everything before its `## Status` section (the
+    maintainers' notes on how the model came to be), with the settings laid out as a table."""
+    card = card.split("\n## Status", 1)[0]
+    card = re.sub(r"^Sampler settings: (\{.*\})\s*$", sampler_table, card, flags=re.M)
+    return machine(card).strip()
+
+
 def shipped_card(ckpt) -> str | None:
-    """The MODEL_CARD.md written beside a checkpoint, with paths relative to the project, if any."""
+    """The user-facing part of the MODEL_CARD.md written beside a checkpoint, with paths relative
+    to the project, if any."""
     path = beside(ckpt, "MODEL_CARD.md")
-    return None if path is None else no_machine_paths(path.read_text())
+    return None if path is None else card_for_page(no_machine_paths(path.read_text()))
 
 
 def evaluation(ckpt) -> dict | None:
@@ -187,7 +213,7 @@ def model_summary(ctx) -> str:
             ("classes", f"{len(fg.classes)}: {', '.join(fg.classes)}"),
             ("network", f"UNet, widths {tuple(m.widths)}, {fg.describe()['parameters']:,} parameters"),
             ("training", f"{fg.total_steps:,} steps" + (f", {minutes(fg.total_wall_seconds)}" if fg.total_wall_seconds else "")
-             + (f" on {info['machine']}" if "machine" in info else "")
+             + (f" on {machine(info['machine'])}" if "machine" in info else "")
              + (f" ({len(fg.lineage) + 1} runs)" if fg.lineage else "")),
             ("mixture baseline", f"`{shown_path(mix.path)}`, {mix.total_steps:,} steps" if mix is not None else "none loaded")]
     ev = evaluation(fg)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import time
 
 import numpy as np
 import pytest
@@ -18,7 +17,8 @@ from app_fixtures import bad_uploads
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from engine.data import fit_image, load_image
+from engine.data import load_image
+from engine.placement import crops_at_scale
 from engine.config import SamplerSettings
 from engine.sampler import EPS_SCALE, GUIDANCE, ClassTarget, ImageTarget, run
 
@@ -87,7 +87,7 @@ def test_sample_conditioned_on_uploaded_images(client, app_server, tmp_path):
                          api_name="/sample")
     got = np.load(by_name(out[4])["npy"])
     c, _, size = app_server.fg.shape
-    images = torch.from_numpy(np.stack([fit_image(load_image(p, c), size) for p in paths]))
+    images = torch.from_numpy(np.concatenate([crops_at_scale(load_image(p, c), size).images for p in paths]))
     np.testing.assert_allclose(got, engine_samples(app_server.fg, ImageTarget(images, seed=2), 3, 2), atol=1e-6)
     record = json.loads(open(by_name(out[4])["json"]).read())
     assert record["images"] == ["rgba.png", "sixteen_bit.png"] and "--image" in record["command"]
@@ -126,9 +126,7 @@ def test_five_concurrent_sample_calls_all_finish_each_with_its_own_result(app_se
     clients = [Client(app_server.url, verbose=False) for _ in range(5)]
     for k, c in enumerate(clients):
         jobs.append(c.submit("class", classes[k % len(classes)], None, 16, 100 + k, 0.25, 0.01, api_name="/sample"))
-    t0 = time.perf_counter()
-    results = [j.result(timeout=240) for j in jobs]
-    assert time.perf_counter() - t0 < 240
+    results = [j.result(timeout=900) for j in jobs]          # a guard against a hang, not a speed bar
     for k, out in enumerate(results):
         got = np.load(by_name(out[4])["npy"])
         want = engine_samples(app_server.fg, ClassTarget(classes[k % len(classes)]), 16, 100 + k)
@@ -190,10 +188,12 @@ def test_embedding_places_an_upload_in_the_map(client, app_server, tmp_path):
     fig, note = client.predict("mixture", "all", 0.2, "pca", handle_file(up), api_name="/embedding")
     data = json.loads(fig["plot"])["data"]
     assert any(d.get("name") == "your image" for d in data)
-    assert "PCA" in note and "rgba.png" in note
-    assert "times that class's own spread" in note             # how far it lies from the nearest class
+    assert "map: **PCA**" in note and "rgba.png" in note
+    assert re.search(r"nearest centroid \w+, at [0-9.]+ times \w+'s? own spread", note)   # how far from the nearest class
+    # the tiny server fits no UMAP (warm=False): the note says the PCA stands in for it
     fig, note = client.predict("feature_guided", "mid", 0.05, "umap", None, api_name="/embedding")
-    assert "still being fitted" in note or "UMAP" in note
+    assert "map: **PCA**" in note and "still being fitted in the background; PCA is shown meanwhile" in note
+    assert "(PCA)" in json.loads(fig["plot"])["layout"]["title"]["text"]
 
 
 def test_distances_and_pair_samples(client, app_server):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import gradio as gr
@@ -14,9 +13,11 @@ import pytest
 from app_fixtures import bad_uploads
 
 from app import imaging, runs
-from app.callbacks import CLASS, MIXTURE_MODE, FrameRecorder, Views
+from app.common import CLASS, MIXTURE_MODE
+from app.views import Views
+from app.views.sample import FrameRecorder, real_grid
 from app.context import FG, MIXTURE, AtlasHolder, ClassifierHolder, Context
-from app.layout import launch_kwargs
+from app.page import launch_kwargs
 from engine.cli import build_parser
 from engine.errors import EngineError
 from engine.sampler import SamplerSettings
@@ -34,11 +35,9 @@ def test_context_wants_a_feature_guided_model_and_a_matching_mixture(tiny_fg, ti
 def test_atlas_of_a_custom_checkpoint_is_built_in_the_background_and_saved(tiny_fg, tiny_mixture, tmp_path):
     holder = AtlasHolder({FG: tiny_fg, MIXTURE: tiny_mixture}, None, save_to=tmp_path / "atlas", per_class=3,
                          warm=False)
-    assert holder.get() is None and "being computed" in holder.status()
-    t0 = time.perf_counter()
+    assert holder.get() is None and "Preparing the atlas of this model" in holder.status()
     holder.start()
-    while holder.phase not in ("ready", "failed") and time.perf_counter() - t0 < 120:
-        time.sleep(0.2)
+    holder._thread.join(timeout=900)                   # a guard against a hang, not a speed bar
     assert holder.phase == "ready", holder.status()
     assert holder.get().models == [FG, MIXTURE] and len(holder.get().labels) == 3 * len(tiny_fg.classes)
     assert (tmp_path / "atlas" / "atlas.json").is_file()
@@ -47,7 +46,8 @@ def test_atlas_of_a_custom_checkpoint_is_built_in_the_background_and_saved(tiny_
 def test_uploads_of_every_awkward_kind_are_read_or_refused_by_name(tmp_path):
     for name, (path, ok) in bad_uploads(tmp_path).items():
         if ok:
-            x = imaging.read_upload(path, 1, 16)
+            x, how = imaging.read_upload(path, 1, 16)
+            assert "pixels" in how
             assert x.shape == (1, 16, 16) and x.dtype == np.float32 and 0 <= x.min() <= x.max() <= 1, name
         else:
             with pytest.raises(EngineError) as e:
@@ -59,21 +59,22 @@ def test_views_say_so_when_no_mixture_model_is_loaded(tiny_fg, tiny_atlas):
     views = Views(Context(tiny_fg, None, AtlasHolder({FG: tiny_fg}, tiny_atlas, warm=False)))
     with pytest.raises(gr.Error, match="no mixture model is loaded"):
         list(views.sample(MIXTURE_MODE, None, None, 2, 0))
-    picture, fig, summary = views.denoise(0, None, 0.5, 0)
+    summary = views.denoise(0, None, 0.5, 0).summary
     assert summary["psnr_mixture"] is None and len(summary["psnr_by_class"]) == len(tiny_fg.classes)
-    with pytest.raises(gr.Error, match="no 'mixture' model in this atlas|mixture"):
+    with pytest.raises(gr.Error, match="no 'nonexistent' model in this atlas; it has feature_guided, mixture "
+                                       r"\(start the app with --mixture DIR\)"):
         views.embedding("nonexistent", "mid", 0.05, "pca")
 
 
 def test_sample_view_streams_few_frames_and_ends_with_downloads(tiny_fg, tiny_atlas):
     views = Views(Context(tiny_fg, None, AtlasHolder({FG: tiny_fg}, tiny_atlas, warm=False)))
     outs = list(views.sample(CLASS, tiny_fg.classes[0], None, 2, 5))
-    assert outs[0][3] is None and "step 0" in outs[0][2]              # the initial noise comes first
+    assert outs[0].grid is None and "step 0" in outs[0].status          # the initial noise comes first
     final = outs[-1]
-    assert "done" in final[2] and len(final[4]) == 4
-    assert final[3].dtype == np.uint8 and final[3].shape[0] >= 100     # upscaled for the page
-    assert outs[0][5].dtype == np.uint8                                 # real crops come with the first frame
-    assert "classifier" in final[2]                                     # its status, while none is ready
+    assert "done" in final.status and len(final.files) == 4
+    assert final.grid.dtype == np.uint8 and final.grid.shape[0] >= 100  # upscaled for the page
+    assert outs[0].real.dtype == np.uint8                               # real crops come with the first frame
+    assert "classifier" in final.status                                 # its status, while none is ready
 
 
 def test_sample_view_shows_real_crops_and_the_classifiers_reading_of_the_samples(tiny_fg, tiny_atlas,
@@ -84,15 +85,15 @@ def test_sample_view_shows_real_crops_and_the_classifiers_reading_of_the_samples
     views = Views(ctx)
     name = tiny_fg.classes[1]
     outs = list(views.sample(CLASS, name, None, 3, 4))
-    real = tiny_atlas.images[tiny_atlas.labels == 1][:16]
-    np.testing.assert_array_equal(outs[0][5], imaging.grid(real, px=300))  # the class's held-out crops
+    real = tiny_atlas.images[tiny_atlas.labels == 1]
+    np.testing.assert_array_equal(outs[0].real, real_grid(real))       # the class's held-out crops
     final = outs[-1]
-    files = {Path(f).suffix: f for f in final[4]}
+    files = {Path(f).suffix: f for f in final.files}
     samples = np.load(files[".npy"])
     predicted = [tiny_fg.classes[k] for k in tiny_classifier.predict(samples)]
     record = json.loads(Path(files[".json"]).read_text())
     assert record["classifier_reading"] == {c: predicted.count(c) for c in set(predicted)}
-    assert f"<b>{predicted.count(name)} of 3</b> as {name}" in final[2]
+    assert f"<b>{predicted.count(name)} of 3</b> as {name}" in final.status
 
 
 def test_unconditional_samples_are_compared_with_crops_of_every_class(tiny_fg, tiny_mixture, tiny_atlas,
@@ -100,9 +101,9 @@ def test_unconditional_samples_are_compared_with_crops_of_every_class(tiny_fg, t
     ctx = Context(tiny_fg, tiny_mixture, AtlasHolder({FG: tiny_fg}, tiny_atlas, warm=False),
                   ClassifierHolder(tiny_fg, tiny_classifier))
     outs = list(Views(ctx).sample(MIXTURE_MODE, None, None, 2, 0))
-    idx = np.concatenate([np.nonzero(tiny_atlas.labels == c)[0][:2] for c in range(len(tiny_fg.classes))])
-    np.testing.assert_array_equal(outs[0][5], imaging.grid(tiny_atlas.images[idx], px=300))
-    assert "reads them as" in outs[-1][2]
+    idx = np.concatenate([np.nonzero(tiny_atlas.labels == c)[0][:1] for c in range(len(tiny_fg.classes))])
+    np.testing.assert_array_equal(outs[0].real, real_grid(tiny_atlas.images[idx]))   # one of every class
+    assert "reads them as" in outs[-1].status
 
 
 def test_frame_recorder_keeps_evenly_spaced_steps_with_the_last():
@@ -146,7 +147,7 @@ def test_app_script_refuses_settings_it_cannot_serve_with(args, capsys):
 def test_views_take_numbers_as_the_api_sends_them_and_refuse_the_rest(tiny_fg, tiny_atlas):
     views = Views(Context(tiny_fg, None, AtlasHolder({FG: tiny_fg}, tiny_atlas, warm=False)))
     sigma = tiny_atlas.sigmas[0]
-    fig, _ = views.embedding(FG, "mid", str(sigma), "pca")         # view_api shows the choices as text
+    fig = views.embedding(FG, "mid", str(sigma), "pca").map         # view_api shows the choices as text
     assert f"sigma = {sigma:g}" in fig.layout.title.text
     for bad, words in ((lambda: views.embedding(FG, "mid", "abc", "pca"), "sigma must be a number"),
                        (lambda: views.denoise(0, None, float("nan"), 0), "sigma must be a finite number"),
@@ -197,10 +198,11 @@ def test_interpolation_strip_ends_with_real_crops_of_both_classes(tiny_fg, tiny_
         ctx = Context(tiny_fg, None, AtlasHolder({FG: tiny_fg}, atlas, warm=False),
                       ClassifierHolder(tiny_fg, tiny_classifier))
         return Views(ctx).interpolate_strip(tiny_fg.classes[0], tiny_fg.classes[1], 1, 0)
-    with_real, fig, table = strip(tiny_atlas)
-    without, _, same_table = strip(None)                       # no atlas yet: the strip alone
-    assert table == same_table
-    assert with_real.shape[0] == without.shape[0] and with_real.shape[1] > without.shape[1]
+    with_real, without = strip(tiny_atlas), strip(None)       # no atlas yet: the strip alone
+    assert with_real.table == without.table
+    assert with_real.strip.shape[0] == without.strip.shape[0] and with_real.strip.shape[1] > without.strip.shape[1]
+    a, b = tiny_fg.classes[:2]
+    assert with_real.columns.startswith(f"Columns, left to right: real {a} |") and "real " not in without.columns
 
 
 def test_a_refused_upload_is_named_in_plain_words_with_every_bad_file(tiny_fg, tiny_atlas, tmp_path):
@@ -212,8 +214,9 @@ def test_a_refused_upload_is_named_in_plain_words_with_every_bad_file(tiny_fg, t
     msg = str(e.value)
     assert "not_an_image.png" in msg and "corrupt.png" in msg and "2 of 3 files refused" in msg
     assert "Error" not in msg and str(tmp_path) not in msg            # no exception names, no temp paths
-    picture, words = views.preview_uploads(paths)
-    assert picture is None and words.startswith("**Refused:**") and "not_an_image.png" in words
+    preview = views.preview_uploads(paths)
+    assert preview.picture is None and preview.refused
+    assert preview.message.startswith("**Refused:**") and "not_an_image.png" in preview.message
 
 
 def test_uploads_are_placed_against_the_class_centroids(tiny_fg, tiny_atlas, tmp_path):
@@ -223,12 +226,13 @@ def test_uploads_are_placed_against_the_class_centroids(tiny_fg, tiny_atlas, tmp
     assert 0 <= near.index < len(tiny_fg.classes) and near.ratio > 0
     assert "Far from every class" in views.placement_text(Nearest(0, 5.0, 2.0, 2.5))
     assert "within the class" in views.placement_text(Nearest(1, 1.0, 2.0, 0.5))
-    picture, words = views.preview_uploads([bad_uploads(tmp_path)["rgba.png"][0]])
-    assert picture.dtype == np.uint8 and "times its spread" in words
+    preview = views.preview_uploads([bad_uploads(tmp_path)["rgba.png"][0]])
+    assert preview.picture.dtype == np.uint8 and "times its spread" in preview.message
+    assert "40x40 pixels, cut into 4 crops of 16 pixels" in preview.message
 
 
 def test_correlations_are_described_by_their_strength():
-    from app.callbacks import correlation_words
+    from app.common import correlation_words
     assert correlation_words(0.45, 0.5).startswith("a moderate positive")
     assert correlation_words(0.8, 0.7).startswith("a strong positive")
     assert correlation_words(-0.1, 0.0).startswith("a weak negative")
@@ -238,7 +242,7 @@ def test_correlations_are_described_by_their_strength():
 def test_the_registry_serves_each_model_its_own_views_and_the_page_clears_a_failed_view(
         tiny_fg, tiny_mixture, tiny_atlas, tiny_fg_dir, tmp_path):
     from app.context import ModelSource, Registry
-    from app.layout import bind
+    from app.tabs.common import bind
     first = Context(tiny_fg, tiny_mixture, AtlasHolder({FG: tiny_fg, MIXTURE: tiny_mixture}, tiny_atlas, warm=False),
                     label="first")
     reg = Registry([ModelSource(tiny_fg_dir, None, None, label="second")], loaded={"first": first}, warm_umap=False,

@@ -1,0 +1,102 @@
+"""The Interpolate tab: two classes, blend or switch, samples redrawn live while a slider moves,
+the classifier's verdict, and the strip across every alpha."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from .. import text
+from ..common import BLEND, SWITCH
+from .common import HIDDEN, IMAGE_KW, Wiring, about, error_line
+
+# Redraws while a slider is dragged: one at a time, and gradio's "always_last" keeps only the
+# newest position waiting, so a drag never queues stale runs and pictures arrive in order.
+LIVE = dict(concurrency_id="interpolate-live", concurrency_limit=1, trigger_mode="always_last",
+            show_progress="hidden")
+SEED_LABEL = {BLEND: "Seed (the same for every alpha)", SWITCH: "Seed (the same for every sigma*)"}
+
+
+@dataclass
+class InterpolateTab:
+    a: gr.Dropdown
+    b: gr.Dropdown
+    grid: gr.Image
+    probs: gr.Plot
+    summary: gr.Markdown
+    warn: gr.Markdown
+    strip: gr.Image
+    strip_fig: gr.Plot
+    strip_cols: gr.Markdown
+
+    @property
+    def results(self) -> list:
+        return [self.grid, self.probs, self.strip, self.strip_fig]
+
+    @property
+    def texts(self) -> list:
+        return [self.summary, self.warn, self.strip_cols]
+
+
+def build(w: Wiring) -> InterpolateTab:
+    d = w.d
+    about(text.INTERPOLATE, text.INTERPOLATE_MORE)
+    with gr.Row(equal_height=True):
+        a = gr.Dropdown(d["classes"], value=d["pair"][0], label="Class A", scale=1, min_width=120, elem_id="interp-a")
+        b = gr.Dropdown(d["classes"], value=d["pair"][1], label="Class B", scale=1, min_width=120, elem_id="interp-b")
+        mode = gr.Radio([("blend centroids (alpha)", BLEND), ("switch class at sigma*", SWITCH)], value=BLEND,
+                        label="Mode", scale=2, elem_id="interp-mode")
+        n = gr.Slider(1, 16, value=8, step=1, label="Samples", scale=1, min_width=120, elem_id="interp-n")
+        seed = gr.Number(0, precision=0, minimum=0, label=SEED_LABEL[BLEND], scale=1, min_width=120,
+                         elem_id="interp-seed")
+    with gr.Row(equal_height=True):
+        alpha = gr.Slider(-0.5, 1.5, value=0.5, step=0.05, scale=4, elem_id="interp-alpha",
+                          label="alpha: 0 = centroid of A, 1 = centroid of B (redrawn as you drag)")
+        sigma = gr.Slider(0.02, 0.9, value=0.3, step=0.01, visible=False, scale=4, elem_id="interp-sigma",
+                          label="sigma*: class A above this noise level, class B below it (redrawn as you drag)")
+        run_button = gr.Button("Sample", variant="primary", scale=1, elem_id="interp-run")
+    warn = gr.Markdown(elem_id="interp-warn", elem_classes=["view-error"])
+    with gr.Row():
+        grid = gr.Image(label="samples", height=300, elem_id="interp-grid", **IMAGE_KW)
+        with gr.Column():
+            probs = gr.Plot(label="classifier probabilities", show_label=False, elem_id="interp-probs")
+            summary = gr.Markdown(label="summary", elem_id="interp-summary")
+    with gr.Accordion("Strip across alpha: every alpha at once, with the classifier's verdict against alpha",
+                      open=True):
+        with gr.Row(equal_height=True):
+            strip_n = gr.Slider(1, 6, value=3, step=1, label="Samples per alpha", scale=2)
+            strip_run = gr.Button("Draw the strip", scale=1, elem_id="interp-strip-run")
+        strip = gr.Image(label="strip", show_label=False, height=330, elem_id="interp-strip", **IMAGE_KW)
+        strip_cols = gr.Markdown(elem_id="interp-strip-cols", elem_classes=["explain"])
+        strip_fig = gr.Plot(label="probabilities against alpha", show_label=False, elem_id="interp-strip-fig")
+        strip_table = gr.JSON(label="probabilities by alpha", **HIDDEN)
+    tab = InterpolateTab(a, b, grid, probs, summary, warn, strip, strip_fig, strip_cols)
+
+    inputs = [a, b, mode, alpha, sigma, n, seed, w.pick]
+    outputs = [grid, probs, summary]
+    gr.Button("interpolate", **HIDDEN).click(w.api("interpolate"), inputs, outputs, api_name="interpolate", **w.heavy)
+    draw = w.page("interpolate", 3)
+    run_button.click(draw, inputs, outputs + [warn], api_visibility="private", **w.heavy)
+    # every control redraws the samples, so the view always shows what the controls say
+    for control in (alpha, sigma, n, seed):
+        control.input(draw, inputs, outputs + [warn], api_visibility="private", **LIVE)
+
+    def mode_shown(m):
+        return gr.update(visible=m == BLEND), gr.update(visible=m == SWITCH), gr.update(label=SEED_LABEL[m])
+
+    mode.input(mode_shown, mode, [alpha, sigma, seed], api_visibility="private", queue=False).then(
+        draw, inputs, outputs + [warn], api_visibility="private", **LIVE)
+
+    def pair_changed():
+        """A new pair: the strip of the old one goes (it is drawn on demand, being slow)."""
+        return None, None, ""
+
+    gr.on([a.input, b.input], pair_changed, None, [strip, strip_fig, strip_cols], api_visibility="private",
+          queue=False).then(draw, inputs, outputs + [warn], api_visibility="private", **LIVE)
+
+    strip_in = [a, b, strip_n, seed, w.pick]
+    gr.Button("strip", **HIDDEN).click(w.api("interpolate_strip"), strip_in, [strip, strip_fig, strip_table],
+                                       api_name="interpolate_strip", **w.heavy)
+    strip_run.click(w.page("interpolate_strip", 4), strip_in, [strip, strip_fig, strip_table, strip_cols, warn],
+                    api_visibility="private", **w.heavy)
+    return tab

@@ -1,0 +1,104 @@
+"""The Interpolate view: samples for a blend of two class centroids or a class switch at sigma*,
+the classifier's verdict on them, and the strip across every alpha."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import gradio as gr
+import numpy as np
+
+from engine import analysis
+from engine.config import SamplerSettings
+from engine.errors import EngineError
+from engine.sampler import Interpolation, Switch
+
+from .. import figures, imaging
+from ..common import BLEND, GRID_PX, PAGE, SWITCH, Result, check_count, check_seed, number, possessive
+from ..errors import user_errors
+from .base import ViewBase
+
+
+@dataclass
+class Interpolated(Result):
+    """/interpolate: the samples, the classifier's probabilities, a summary line."""
+    grid: object
+    probabilities: object
+    summary: str
+
+
+@dataclass
+class Strip(Result):
+    """/interpolate_strip: the strip picture, P(A) and P(B) against alpha, the table; the page
+    also gets the line naming its columns."""
+    strip: object
+    figure: object
+    table: dict
+    columns: str = field(default="", metadata=PAGE)
+
+
+class InterpolateView(ViewBase):
+    def pair(self, class_a, class_b) -> tuple[str, str]:
+        a, b = self.class_name(class_a, "class A"), self.class_name(class_b, "class B")
+        if a == b:
+            raise EngineError(f"class A and class B are both {a}; choose two different classes to interpolate")
+        return a, b
+
+    @user_errors
+    def interpolate(self, class_a: str, class_b: str, mode: str = BLEND, alpha: float = 0.5,
+                    sigma_star: float = 0.3, n: int = 8, seed: int = 0,
+                    progress=gr.Progress()) -> Interpolated:
+        """Samples for a blended target (mode "blend": (1 - alpha) A + alpha B) or a switched one
+        (mode "switch": A while sigma > sigma_star, then B)."""
+        a, b = self.pair(class_a, class_b)
+        n, seed = check_count(n, 32), check_seed(seed)
+        if mode == BLEND:
+            alpha = number(alpha, "alpha")
+            if not -2 <= alpha <= 3:
+                raise EngineError(f"alpha must be between -2 and 3, got {alpha}")
+            target, label = Interpolation(a, b, alpha), f"alpha = {alpha:g}"
+        elif mode == SWITCH:
+            sigma_star = number(sigma_star, "sigma*")
+            if not 0 < sigma_star < SamplerSettings.sigma_0:
+                raise EngineError(f"sigma* must be between 0 and {SamplerSettings.sigma_0:g}, got {sigma_star}")
+            target, label = Switch(a, b, sigma_star), f"switch at sigma* = {sigma_star:g}"
+        else:
+            raise EngineError(f"mode must be '{BLEND}' or '{SWITCH}', got {mode!r}")
+        samples, steps = self.run_batch(target, n, seed, SamplerSettings(), progress)
+        probs = self.probabilities(samples)
+        if probs is None:
+            fig = figures.message_figure(self.ctx.classifier.status(), height=330)
+        else:
+            fig = figures.probability_bars(probs, self.ctx.classes, [a, b],
+                                           f"Classifier's probabilities for these samples ({label})"
+                                           f"<br><sup>{self.ctx.label}</sup>")
+        summary = (f"**{a}** to **{b}**, {label}: {n} samples, seed {seed}, {steps - 1} steps, model {self.ctx.label}. "
+                   + ("" if probs is None else
+                      f"Mean probability of {a}: {probs[:, self.ctx.classes.index(a)].mean():.2f}, "
+                      f"of {b}: {probs[:, self.ctx.classes.index(b)].mean():.2f}."))
+        return Interpolated(imaging.grid(samples, ncol=4, px=GRID_PX), fig, summary)
+
+    @user_errors
+    def interpolate_strip(self, class_a: str, class_b: str, n: int = 3, seed: int = 0,
+                          progress=gr.Progress(track_tqdm=True)) -> Strip:
+        """One column of n samples per alpha (engine.analysis.ALPHAS), same seed everywhere, between
+        real crops of A and B, with the classifier's mean probability of A and B against alpha."""
+        a, b = self.pair(class_a, class_b)
+        n, seed = check_count(n, 8), check_seed(seed)
+        clf = self.ctx.classifier.wait(progress)
+        res = analysis.interpolation(self.ctx.fg, a, b, n=n, seed=seed, classifier=clf, progress=True)
+        columns = [res.samples[i] for i in range(len(res.alphas))]
+        real_a, real_b = self.real_crops([a], n), self.real_crops([b], n)
+        if real_a is not None:                    # real crops at both ends, to judge the strip by
+            columns = [real_a, *columns, real_b]
+        # one picture, no captions in its pixels: the page names the columns under it
+        cells = np.stack([c[:n] for c in columns], 1)                  # (n, columns, C, H, W)
+        strip = imaging.grid(cells.reshape(-1, *cells.shape[2:]), ncol=len(columns), scale=3)
+        fig = figures.strip_probabilities(res.alphas, res.prob_a, res.prob_b, a, b, self.ctx.label,
+                                          classes=self.ctx.classes)
+        return Strip(strip, fig, res.table(), self.strip_columns(a, b, real_a is not None))
+
+    def strip_columns(self, class_a: str, class_b: str, real: bool = True) -> str:
+        alphas = ", ".join(f"{v:g}" for v in analysis.ALPHAS)
+        return (f"Columns, left to right: {'real ' + class_a + ' | ' if real else ''}alpha = {alphas}"
+                f"{' | real ' + class_b if real else ''}; rows: seeds. Alpha 0 is {possessive(class_a)} centroid, "
+                f"1 is {possessive(class_b)}.")
