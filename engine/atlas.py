@@ -179,7 +179,8 @@ class Atlas:
         m, l, s = self._key(model, layer, sigma)
         return self.centroid_table[m][s][:, self.slices[m][l]]
 
-    def _slice(self, model: str, layer: str, phi: np.ndarray) -> np.ndarray:
+    def slice_phi(self, model: str, layer: str, phi: np.ndarray) -> np.ndarray:
+        """Full phi vectors (M, D_full) of `model`, or one (D_full,), -> (M, D_layer): one layer's part."""
         phi = np.asarray(phi.detach().cpu() if hasattr(phi, "detach") else phi, np.float32)
         phi = phi[None] if phi.ndim == 1 else phi
         full = self.phi[model].shape[2]
@@ -217,7 +218,7 @@ class Atlas:
         """Full phi vectors (M, D_full) of `model` -> (M, 2) in the map embedding(...) draws
         with the same method (pass the Embedding's .method to stay in the map on screen)."""
         key = self._key(model, layer, sigma)
-        x = self._slice(model, layer, phi)
+        x = self.slice_phi(model, layer, phi)
         if self._method(method, key) == "umap":
             return place_by_neighbours(x, self.layer_phi(model, layer, sigma), self._umap[key])
         return self.pca(model, layer, sigma).place(x)

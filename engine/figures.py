@@ -8,12 +8,12 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from .grid import make_grid
+from .palette import CLASS_COLOURS, class_colour
 
-PALETTE = qualitative.Plotly + qualitative.D3
+PALETTE = list(CLASS_COLOURS)          # one colour per class, as in the app (engine/palette.py)
 MODEL_COLOURS = {"feature_guided": "#d62728", "mixture": "#ff7f0e"}
 MODEL_NAMES = {"feature_guided": "feature-guided", "mixture": "mixture"}
 TEMPLATE = "plotly_white"
@@ -245,7 +245,9 @@ def interpolation_figure(result, per_alpha: int = 4, scale: int = 2) -> go.Figur
     strip = result.samples[:, :rows].transpose(1, 0, 2, 3, 4).reshape(-1, *result.samples.shape[2:])
     fig.add_trace(image_trace(np.clip(strip, 0, 1), ncol=len(result.alphas), scale=scale), 1, 1)
     _hide_axes(fig, 1, 1)
-    for name, p, colour in [(f"P({result.a})", result.prob_a, "#1f77b4"), (f"P({result.b})", result.prob_b, "#d62728")]:
+    ends = [(result.a, result.prob_a, "#1f77b4"), (result.b, result.prob_b, "#d62728")]
+    for name, p, colour in [(f"P({c})", p, class_colour(result.classes.index(c)) if c in result.classes else fallback)
+                            for c, p, fallback in ends]:
         fig.add_trace(go.Scatter(x=result.alphas, y=p, name=name, mode="lines+markers",
                                  marker=dict(color=colour, size=8), line=dict(color=colour)), 2, 1)
     for edge in (0, 1):
