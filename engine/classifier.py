@@ -3,7 +3,8 @@
 A small convolutional network trained on the real training crops of the checkpoint's
 dataset (never on samples, never sharing weights with the denoiser). Light Gaussian noise
 and horizontal flips during training make it robust to the small residual noise of
-samples. It is trained once per dataset config and cached beside the checkpoint.
+samples. It is trained once per dataset config and cached beside the checkpoint (for a
+model under assets/, in the cache folder of engine/paths.py: shipped files never change).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from .checkpoint import safe_load, save_atomic
 from .data import load_dataset
 from .errors import EngineError
+from .paths import cache_home
 
 
 class SmallCNN(nn.Module):
@@ -80,7 +82,7 @@ def _key(cfg) -> dict:
 def train_classifier(key: dict, steps: int | None = None, batch: int = 128, seed: int = 0,
                      progress: bool = True) -> Classifier:
     train = load_dataset(key["dataset"], "train", key["size"], key["channels"], key["n_per_class"], key["seed"])
-    # about 10 epochs, at least 100 and at most 1500 steps (enough on 20k texture crops)
+    # about 10 epochs, at least 100 and at most 1500 steps: the cap bounds the cost on large folders
     steps = steps or int(min(1500, max(100, 10 * len(train) / batch)))
     test = load_dataset(key["dataset"], "test", key["size"], key["channels"], None, key["seed"])
     torch.manual_seed(seed)
@@ -112,11 +114,13 @@ def _fit(net, opt, sched, x_all, y_all, steps: int, batch: int, gen: torch.Gener
 
 
 def load_classifier(ckpt, progress: bool = True) -> Classifier:
-    """The classifier for a checkpoint's dataset: cached beside it, trained if missing."""
+    """The classifier for a checkpoint's dataset: the one beside it (shipped models ship theirs),
+    else the one cached for it (paths.cache_home: never under assets/), else trained and cached."""
     key = _key(ckpt.train_config)
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     folder = Path(ckpt.path).parent if ckpt.path else Path(".")
-    path = folder / f"classifier_{digest}.pt"
+    name = f"classifier_{digest}.pt"
+    path = folder / name if (folder / name).is_file() else cache_home(folder) / name
     if path.is_file():
         s = safe_load(path)
         net = SmallCNN(key["channels"], len(s["classes"]))

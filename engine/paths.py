@@ -8,6 +8,25 @@ from pathlib import Path
 from .errors import EngineError
 
 ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+CACHE = ROOT / "runs" / ".cache"      # ignored by git, like every run
+
+
+def cache_home(folder: str | Path) -> Path:
+    """Where caches drawn from the model in `folder` (its atlas, measures, classifier) are kept:
+    beside it, except for a model under assets/, whose files never change under a user: then
+    CACHE/assets/<its path there>. A cache records the weights it was drawn from, so one left by
+    other weights is rebuilt, never served."""
+    folder = Path(folder).resolve()
+    try:
+        return CACHE / "assets" / folder.relative_to(ASSETS.resolve())
+    except ValueError:
+        return folder
+
+
+def atlas_home(folder: str | Path) -> Path:
+    """The atlas folder of the model in `folder` (cache_home)."""
+    return cache_home(folder) / "atlas"
 
 
 def shown_path(path) -> str:

@@ -119,3 +119,38 @@ def test_a_file_that_asks_for_a_plain_function_is_refused_by_name(tmp_path):
     with pytest.raises(EngineError, match=r"refused: .*`(builtins\.)?print`") as e:
         read_file(path)
     assert "\n" not in str(e.value)
+
+
+def _assets_snapshot() -> dict:
+    return {p.relative_to(ROOT).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted((ROOT / "assets").rglob("*"))}
+
+
+def _git_status_assets() -> str:
+    return subprocess.run(["git", "status", "--porcelain", "assets/"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_caches_of_a_model_outside_assets_stay_beside_it(tmp_path):
+    from engine.paths import ASSETS, CACHE, atlas_home, cache_home
+    assert cache_home(tmp_path / "run") == (tmp_path / "run").resolve()
+    assert atlas_home(ASSETS / "mixture") == CACHE / "assets" / "mixture" / "atlas"
+
+
+def test_a_classifier_trained_for_a_model_under_assets_is_cached_outside(tiny_fg_dir, tmp_path, monkeypatch):
+    import engine.classifier
+    import engine.paths
+    from engine.checkpoint import load_checkpoint
+    from engine.classifier import load_classifier
+    monkeypatch.setattr(engine.paths, "ASSETS", tmp_path / "assets")
+    monkeypatch.setattr(engine.paths, "CACHE", tmp_path / "cache")
+    shutil.copytree(tiny_fg_dir, tmp_path / "assets" / "tiny")
+    ckpt = load_checkpoint(tmp_path / "assets" / "tiny")
+    first = load_classifier(ckpt, progress=False)
+    assert sorted(p.name for p in (tmp_path / "assets" / "tiny").iterdir()) == sorted(
+        p.name for p in Path(tiny_fg_dir).iterdir())
+    cached = list((tmp_path / "cache" / "assets" / "tiny").glob("classifier_*.pt"))
+    assert len(cached) == 1
+    monkeypatch.setattr(engine.classifier, "train_classifier", lambda *a, **k: pytest.fail("retrained"))
+    again = load_classifier(ckpt, progress=False)                       # read back from the cache
+    assert again.test_accuracy == first.test_accuracy and again.classes == first.classes
