@@ -15,7 +15,7 @@ from pathlib import Path
 from engine.atlas import DEFAULT_ATLAS
 from engine.checkpoint import DEFAULT_CHECKPOINT, DEFAULT_MIXTURE, read_file
 from engine.errors import EngineError
-from engine.paths import ROOT, shown_path
+from engine.paths import ROOT, atlas_home, shown_path
 
 from .common import FG, MIXTURE
 from .context import ModelSource
@@ -113,8 +113,8 @@ def sources(args, runs_root=None) -> list[ModelSource]:
                     mixture = mixture_for(describe(ck), candidates)
                 except EngineError:
                     mixture = None        # the checkpoint itself is refused when loaded, with its reason
-            out.append(ModelSource(ck, mixture, args.atlas if given else folder / "atlas",
-                                   save_to=None if given else folder / "atlas", atlas_given=given))
+            out.append(ModelSource(ck, mixture, args.atlas if given else atlas_home(folder),
+                                   save_to=None if given else atlas_home(folder), atlas_given=given))
     else:
         out.append(ModelSource(None, args.mixture or DEFAULT_MIXTURE, args.atlas or DEFAULT_ATLAS,
                                label=f"shipped ({shown_path(Path(DEFAULT_CHECKPOINT))})",
