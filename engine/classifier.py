@@ -82,7 +82,7 @@ def _key(cfg) -> dict:
 def train_classifier(key: dict, steps: int | None = None, batch: int = 128, seed: int = 0,
                      progress: bool = True) -> Classifier:
     train = load_dataset(key["dataset"], "train", key["size"], key["channels"], key["n_per_class"], key["seed"])
-    # about 10 epochs, at least 100 and at most 1500 steps: the cap bounds the cost on large folders
+    # about 10 epochs, within bounds: the upper one caps the cost on large folders
     steps = steps or int(min(1500, max(100, 10 * len(train) / batch)))
     test = load_dataset(key["dataset"], "test", key["size"], key["channels"], None, key["seed"])
     torch.manual_seed(seed)

@@ -203,8 +203,8 @@ class TrainConfig:
     lr: float = setting(2e-3, Limits(0, open_low=True), "peak learning rate")
     warmup: int = setting(200, Limits(0), "linear warm-up steps, then cosine decay to lr / 50")
     sigma_max: float = setting(1.2, Limits(0, open_low=True), "largest training noise level")
-    # The shipped models: 10000 plain steps, then six fine-tuning rounds (--init) with 0.05 and a
-    # closing plain one (0).
+    # 0, plain MSE, in the shipped recipes (each stage of recipes/*.toml says its own); a weight
+    # helps as a fine-tuning stage, not from scratch (engine/loss.py).
     sigma_data: float = setting(0.0, Limits(0), "weight each image's squared error by 1 + (SIGMA_DATA / sigma)^2 "
                                 "so small noise levels are trained too (engine/loss.py)", note="0: plain MSE")
     # They still pass through the network, so the norms' batch statistics keep the noise law.

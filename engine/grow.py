@@ -1,8 +1,7 @@
 """Grow a trained UNet wider without changing what it computes (Net2Net, Chen et al. 2016).
 
-Why: the shipped recipe flattened on the 0.26M-parameter network (docs/model.md, "How we got here")
-while each new network trained from scratch would have to repeat hours of CPU training to catch
-up. Growing keeps everything learnt and adds room.
+Why: a recipe can flatten on a narrow network while a new network trained from scratch would have
+to repeat hours of CPU training to catch up. Growing keeps everything learnt and adds room.
 
 How: every tensor of the wider network is the old one embedded in a fresh initialisation of the
 new shape, with one rule - the weights *from* a new channel *into* an old one are zero. Old
@@ -12,12 +11,9 @@ channels compute from random weights but feed nothing until training moves those
 weights get non-zero gradients (the new activations are not zero), so that starts at once. The
 norm is per channel (BiasFreeNorm), so new channels never change old channels' statistics.
 
-Measured (docs/model.md, "How we got here"): growing the narrower pair to 32,64,128 and training it
-12000 more steps left the new room almost unused (weights into old channels at a tenth or less
-of the old weights' size); the samples gained what a further round at the old width gives
-(0.644 -> 0.669), and a closing plain-MSE round took them to 0.694; the same two rounds once
-more to 0.716, the new-to-old weights still at a fifth or less of the old; a third time to 0.722
-(the shipped pair), at about half of the old weights' size in the upper decoder block.
+What growing did for the pair shipped before the textures were re-chosen, round by round:
+docs/model.md ("The models, round by round"). The zeros move slowly: long after growing, the
+weights from new channels into old ones stay small beside the old weights.
 """
 from __future__ import annotations
 

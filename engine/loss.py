@@ -12,20 +12,19 @@ Noise law (our choice): per image, half the draws log-uniform on [0.005, sigma_m
 Noise-level weighting (`sigma_data`, our choice): each image's squared error can be weighted by
 1 + (sigma_data / sigma)^2 - plain MSE at large sigma, the noise-prediction loss at small sigma
 (the weighting of Karras et al. 2022, EDM). Why: the plain MSE is dominated by the large sigma,
-and a plainly trained network damages what it is given at small sigma (the first shipped model
-returned 32.8 dB for a 40 dB input at sigma 0.01), so the sampler's last steps wash the texture
-out. Trained from scratch with it (sigma_data 0.1 or 0.03, 5000 steps) the network under-denoised
-at sigma 0.1 (docs/model.md, "How we got here"); the shipped models are instead trained plainly for
-10000 steps, then fine-tuned (`--init`, four rounds) with sigma_data 0.05 at a lower learning rate.
-It is still the one denoising loss, with a weight per noise level.
+and a plainly trained network can damage what it is given at small sigma, so the sampler's last
+steps wash the texture out. Trained from scratch with it, the network under-denoised at middle
+sigma; as a fine-tuning stage of a plainly trained network it worked. The shipped recipes train
+with plain MSE (sigma_data 0; recipes/*.toml say each stage's). What each choice measured, model
+by model: docs/model.md ("The models, round by round"). It is still the one denoising loss, with
+a weight per noise level.
 
 Pooled targets (`pool`, our choice beyond the paper's single partner): with a single partner,
 phi(x' + sigma z') says no more about the class than the image's own phi(x + sigma z), so
 replacing one by the other adds no information and the network learns to ignore the means it is
-given (measured: correct vs wrong conditioning within 0.1 dB after 4500 steps). Averaging phi
-over `pool` partners of the class at the same sigma (`pooled`) makes the target a Monte-Carlo
-centroid, like the sampler's phibar_c(sigma), so conditioning pays off and is learned (0.8 dB
-correct-vs-wrong at sigma 0.1 after 500 steps with pool 8, against 0.1 dB with one partner).
+given. Averaging phi over `pool` partners of the class at the same sigma (`pooled`) makes the
+target a Monte-Carlo centroid, like the sampler's phibar_c(sigma), so conditioning pays off and
+is learned (docs/model.md measures both).
 """
 from __future__ import annotations
 

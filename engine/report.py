@@ -45,8 +45,7 @@ class ReportSettings:
     density_per_class: int = A.DENSITY_PER_CLASS
     density_sigmas: int = A.DENSITY_SIGMAS
     # images per run for bifurcation and interpolation. 32, not 8: at 8 the interpolation's
-    # Spearman ranged 0.857-0.929 over six sets of seeds on the shipped model, as wide as its
-    # distance to the bar; at 32 it was 0.929 on three (docs/analysis.md, "Interpolation")
+    # Spearman moved with the seeds as far as it lay from the bar (docs/analysis.md, "Interpolation")
     samples: int = 32
     alphas: tuple[float, ...] = A.ALPHAS
     pair: tuple[str, str] | None = None       # classes of bifurcation / interpolation (default: first two)

@@ -10,14 +10,17 @@
         y_t     = y_{t-1} + h_t d_t + gamma_t z_t
     return f(y_T, phi*)
 
-`step` is one update in these symbols and nothing else. `sample` is the driver: a generator
-that yields a `Step` after every update and a final `Step` with `final=True` holding
-f(y_T, phi*). `run` drives it to the end for every consumer that does not show the steps as they
-come (the command line, evaluation, the analyses; `on_step` for progress); the app streams
-`sample` itself. Each image stops on its own once its sigma falls below sigma_L (it is then
-frozen); each image has its own noise stream, derived from (seed, image index), so image i
-is the same whatever the batch size, and the same seed under two targets shares its
-initial noise and noise sequence (the bifurcation experiment).
+`step` is one update in these symbols and nothing else. `walk` is the loop, and knows nothing of
+checkpoints: it takes a denoiser, any callable (y, phi*) -> (f(y, phi*), phi(y)), and a target
+function sigma -> phi*(sigma), as k-diffusion's samplers take a model. It yields a `Step` after
+every update and a final `Step` with `final=True` holding f(y_T, phi*). `sample` is the adapter
+that builds both from a Checkpoint and a `Target` (Checkpoint.network; the target read from the
+checkpoint's centroid tables, with guidance) and starts the walk; `run` drives it to the end for
+every consumer that does not show the steps as they come (the command line, evaluation, the
+analyses; `on_step` for progress); the app streams `sample` itself. Each image stops on its own
+once its sigma falls below sigma_L (it is then frozen); each image has its own noise stream,
+derived from (seed, image index), so image i is the same whatever the batch size, and the same
+seed under two targets shares its initial noise and noise sequence (the bifurcation experiment).
 
 The target phi*(sigma) is looked up at each image's current noise estimate; phi*(sigma_0)
 at t = 1 (the estimate exists only after the first denoiser call).
@@ -30,9 +33,9 @@ defaults were measured (SamplerSettings in engine/config.py).
 Where the walk starts (our choice of the paper's "mean image"): the mean pixel of the
 target - a class's training images, the alpha-mix of two classes', the conditioning images'
 - and the data mean only for unconditional sampling. The walk should start from a draw of
-p_sigma0(y | target), and at 32x32 the noise on an image's mean pixel is sigma_0 / 32 = 0.03,
-far less than the spread of class brightnesses (0.08 for stars to 0.66 for print): from the
-data mean every class began as a mid-grey image no member of it resembles, and the denoiser,
+p_sigma0(y | target), and at 32x32 the noise on an image's mean pixel is sigma_0 / 32, far less
+than the spread of the classes' brightnesses: from the data mean every class began as a mid-grey
+image no member of it resembles, and the denoiser,
 trained on images whose brightness agrees with their class, kept that brightness
 (docs/method.md, "Sampler defaults"). `start` overrides it; the bifurcation experiment passes
 the data mean so that both targets share y_0 exactly.
@@ -47,7 +50,7 @@ import numpy as np
 import torch
 
 from .centroids import CentroidTable, compute_centroids
-from .config import ALPHA_LIMITS, SamplerSettings, check_seed  # noqa: F401 (check_seed: the app's)
+from .config import ALPHA_LIMITS, SamplerSettings
 from .errors import EngineError
 
 # The defaults by name (SamplerSettings holds them)
@@ -202,12 +205,10 @@ class ImageTarget(Target):
     The same estimator as a class's centroid table (centroids.compute_centroids), applied to the
     given images with `draws` noise draws each at every sigma of the checkpoint's grid, and read
     the same way (linear in log sigma). It is built once per run, before the first step, for
-    K x S x draws evaluations (96 per image at the default 4 draws on 24 sigmas), whatever the
-    number of samples. Measured (docs/method.md, "Conditioning on images"): as class-like samples as the
-    target it replaced, phi of one fresh noisy copy of each image at every step (0.503 against
-    0.494 on the same held-out crops), which cost K more evaluations per sample per step (8 samples
-    of one image: 88.2 evaluations per sample against 153.6). 4 draws, as the training targets
-    average 4 noisy partners (TrainConfig.pool).
+    K x S x draws evaluations, whatever the number of samples. Why a table rather than phi of a
+    fresh noisy copy of each image at every step: samples as close to the class, for far fewer
+    evaluations per sample (docs/method.md, "Conditioning on images", measures both). 4 draws by
+    default, as the training targets average 4 noisy partners (TrainConfig.pool).
     """
     images: torch.Tensor            # (K, C, H, W) in [0, 1]
     seed: int = 0
@@ -239,7 +240,7 @@ class ImageTarget(Target):
         return {"mode": "images", "count": len(self.images), "seed": self.seed, "draws": self.draws}
 
 
-# ----------------------------------------------------------------------------- sampler
+# ----------------------------------------------------------------------------- the walk
 
 def image_generators(seed: int, n: int) -> list[torch.Generator]:
     """Independent noise stream per image, the same for image i whatever n is."""
@@ -251,18 +252,71 @@ def _noise(gens: list[torch.Generator], shape) -> torch.Tensor:
     return torch.stack([torch.randn(shape, generator=g) for g in gens])
 
 
-def _network(ckpt):
-    """A Checkpoint's network: device-sized calls at its precision (Checkpoint.network); the model
-    itself for stand-ins that provide only `model` (experiments/wiener_reference.py)."""
+# The walk's two inputs, as k-diffusion's samplers take a model: anything that can denoise can be
+# sampled, and the loop never reads a checkpoint.
+Denoiser = Callable[[torch.Tensor, "torch.Tensor | None"], tuple[torch.Tensor, torch.Tensor]]
+TargetFunction = Callable[[torch.Tensor], "torch.Tensor | None"]
+
+
+@torch.no_grad()
+def walk(denoiser: Denoiser, target: TargetFunction, y: torch.Tensor, gens: list[torch.Generator],
+         settings: SamplerSettings, phi_dim: int, nfe: int = 0) -> Iterator[Step]:
+    """The walk of the module doc from y_0 (n, C, H, W): one Step per update (`step`), then the
+    final Step. It owns stopping, the noise streams and the records.
+
+    denoiser(y (B, C, H, W), phi* (B, D) or None) -> (f(y, phi*), phi(y) (B, D));
+    target(sigma (B,)) -> phi*(sigma) (B, D), or None for no projection;
+    gens: one noise stream per image (image_generators), y_0's noise already drawn from them;
+    phi_dim: D, for the record of step 0 (before any denoiser call); nfe: evaluations per image
+    already spent (a target's set-up)."""
+    s = settings
+    y = y.clone()
+    n, dev, shape = len(y), y.device, tuple(y.shape[1:])
+    sigma = torch.full((n,), s.sigma_0, device=dev)
+    active = torch.ones(n, dtype=torch.bool, device=dev)
+    denoised = y.clone()
+    phi = torch.zeros(n, phi_dim, device=dev)
+    yield Step(0, y.clone(), denoised.clone(), sigma.clone(), phi.clone(), active.clone(), nfe)
+
+    t = 1
+    while bool(active.any()) and t <= s.max_steps:
+        idx = torch.nonzero(active).flatten()
+        ya = y[idx]
+        f, phi_a = denoiser(ya, target(sigma[idx]))
+        nfe += 1
+        z = _noise(gens, shape).to(dev)[idx]              # every stream advances every step
+        y[idx], sig = step(ya, f, z, t, s.h0, s.beta, residual_scale(sigma[idx], s))
+        denoised[idx], phi[idx], sigma[idx] = f, phi_a, sig
+        active[idx] = sig > s.sigma_L
+        yield Step(t, y.clone(), denoised.clone(), sigma.clone(), phi.clone(), active.clone(), nfe)
+        t += 1
+
+    # the returned sample: f(y_T, phi*) at each image's final noise level
+    final, phi_T = denoiser(y, target(sigma))
+    nfe += 1
+    yield Step(t, y.clone(), final.clamp(0, 1), sigma.clone(), phi_T, active.clone(), nfe, final=True)
+
+
+# ----------------------------------------------------------------------------- a checkpoint's walk
+
+def checkpoint_denoiser(ckpt) -> Denoiser:
+    """A Checkpoint's network as the walk's denoiser: device-sized calls at its precision
+    (Checkpoint.network); the model itself for stand-ins that provide only `model`
+    (experiments/wiener_reference.py)."""
     return getattr(ckpt, "network", ckpt.model)
+
+
+def target_function(ckpt, target: Target, guidance: float = 0.0) -> TargetFunction:
+    """sigma -> phi*(sigma) of `target` on a checkpoint's centroid tables, carried by `guidance`
+    past it (guided; 0: the paper's target)."""
+    return lambda sigma: guided(ckpt, target.phi(ckpt, sigma), sigma, guidance)
 
 
 @torch.no_grad()
 def sample(ckpt, target: Target | None = None, n: int = 16, seed: int = 0,
            settings: SamplerSettings | None = None, start: torch.Tensor | None = None) -> Iterator[Step]:
-    """Yield one Step per update (`step`), then a final Step (see module doc): the driver, which
-    owns stopping, the noise streams and the records. start: (C,) mean pixel of y_0; None: the
-    target's own (Target.start)."""
+    """The walk (`walk`) of n images on a checkpoint toward a target (default: unconditional).
+    start: (C,) mean pixel of y_0; None: the target's own (Target.start)."""
     s = settings or SamplerSettings()
     target = target or Unconditional()
     target.check(s)
@@ -273,34 +327,11 @@ def sample(ckpt, target: Target | None = None, n: int = 16, seed: int = 0,
     # a target's set-up work is shared by the n samples: each is charged its share, rounded up
     setup = target.prepare(ckpt)
     dev = ckpt.device
-    C, H, W = ckpt.shape
     gens = image_generators(seed, n)
     mean = torch.as_tensor(target.start(ckpt) if start is None else start, dtype=torch.float32)
-    y = mean.to(dev)[None, :, None, None] + s.sigma_0 * _noise(gens, (C, H, W)).to(dev)
-    sigma = torch.full((n,), s.sigma_0, device=dev)
-    active = torch.ones(n, dtype=torch.bool, device=dev)
-    denoised = y.clone()
-    phi = torch.zeros(n, ckpt.model.phi_dim, device=dev)
-    nfe = math.ceil(setup / n)
-    yield Step(0, y.clone(), denoised.clone(), sigma.clone(), phi.clone(), active.clone(), nfe)
-
-    t = 1
-    while bool(active.any()) and t <= s.max_steps:
-        idx = torch.nonzero(active).flatten()
-        ya = y[idx]
-        f, phi_a = _network(ckpt)(ya, guided(ckpt, target.phi(ckpt, sigma[idx]), sigma[idx], s.guidance))
-        nfe += 1
-        z = _noise(gens, (C, H, W)).to(dev)[idx]          # every stream advances every step
-        y[idx], sig = step(ya, f, z, t, s.h0, s.beta, residual_scale(sigma[idx], s))
-        denoised[idx], phi[idx], sigma[idx] = f, phi_a, sig
-        active[idx] = sig > s.sigma_L
-        yield Step(t, y.clone(), denoised.clone(), sigma.clone(), phi.clone(), active.clone(), nfe)
-        t += 1
-
-    # the returned sample: f(y_T, phi*) at each image's final noise level
-    final, phi_T = _network(ckpt)(y, guided(ckpt, target.phi(ckpt, sigma), sigma, s.guidance))
-    nfe += 1
-    yield Step(t, y.clone(), final.clamp(0, 1), sigma.clone(), phi_T, active.clone(), nfe, final=True)
+    y = mean.to(dev)[None, :, None, None] + s.sigma_0 * _noise(gens, ckpt.shape).to(dev)
+    yield from walk(checkpoint_denoiser(ckpt), target_function(ckpt, target, s.guidance), y, gens, s,
+                    ckpt.model.phi_dim, nfe=math.ceil(setup / n))
 
 
 def run(ckpt, target: Target | None = None, n: int = 16, seed: int = 0, settings: SamplerSettings | None = None,

@@ -4,15 +4,16 @@ data, schedule, weight average, checkpoints, several processes.
 Weight average (`ema`, the practice of diffusion models since Ho et al. 2020): with ema > 0 an
 exponential moving average of the weights (and of the norms' running deviations) is kept beside
 the trained ones, checkpointed with them, and is what model.pt holds; train_state.pt keeps both,
-so the two can be compared on the same run. Measured on the shipped recipe: no gain (docs/model.md,
-"How we got here") - the learning rate already decays to 1/50 of its peak, which averages too.
+so the two can be compared on the same run. The shipped recipes keep one (recipes/*.toml); where
+it was compared, it matched the final weights within the measurement's noise, since the learning
+rate's decay averages the weights too (docs/model.md, "The models, round by round").
 
-Matched blocks (ModelConfig.matched_blocks): the shipped model matches mid and dec2, not dec1.
+Matched blocks (ModelConfig.matched_blocks): the shipped recipes match mid and dec2, not dec1.
 The output convolution turns dec1's channel means into the output's spatial mean, so projecting
 dec1 sets the denoised image's brightness from the target instead of the image; every run that
-matched dec1 lost to the mixture model (docs/model.md, "How we got here"), while mid,dec2 with pool 4
-beat it at every sigma after 10000 plain steps (after the first fine-tune only up to sigma 0.2,
-after the later rounds again at every sigma: docs/model.md).
+matched dec1 lost to the mixture model, while dropping it let conditioning pay (docs/model.md,
+"The models, round by round"; the README and the model card give the shipped pair's gain at each
+sigma).
 """
 from __future__ import annotations
 

@@ -200,3 +200,44 @@ def test_run_shows_every_step_and_returns_the_final_one(tiny_fg):
     assert len(steps) == 1 and steps[0] is seen[-1] and torch.equal(x, seen[-1].denoised)
     _, recorded = run(tiny_fg, ClassTarget(0), n=2, seed=1, settings=SamplerSettings(max_steps=8), record=True)
     assert [s.t for s in recorded] == [s.t for s in seen]
+
+
+def test_the_walk_on_a_checkpoints_denoiser_and_target_is_what_sample_draws(tiny_fg):
+    """sample is only the adapter: the loop fed Checkpoint.network and the target function draws the same."""
+    from engine.sampler import _noise, image_generators, target_function, walk
+    settings = SamplerSettings(max_steps=20, guidance=1.0)
+    target = ClassTarget(tiny_fg.classes[1])
+    drawn = list(sample(tiny_fg, target, n=3, seed=4, settings=settings))
+    gens = image_generators(4, 3)
+    y0 = tiny_fg.class_mean(target.name)[None, :, None, None] + settings.sigma_0 * _noise(gens, tiny_fg.shape)
+    walked = list(walk(tiny_fg.network, target_function(tiny_fg, target, settings.guidance), y0, gens, settings,
+                       tiny_fg.model.phi_dim))
+    assert len(walked) == len(drawn)
+    assert all(torch.equal(a.y, b.y) and torch.equal(a.denoised, b.denoised) and torch.equal(a.phi, b.phi)
+               for a, b in zip(walked, drawn))
+
+
+def test_anything_that_denoises_can_be_walked_without_a_checkpoint():
+    """A hand-made denoiser (every image denoises to one picture x*) and target function: the walk
+    asks the target at each active image's own noise level and returns x*."""
+    from engine.sampler import image_generators, walk
+    x_star = torch.linspace(0.2, 0.8, 64).reshape(1, 1, 8, 8)
+    asked = []
+
+    def denoiser(y, phi_target):
+        return x_star.expand(len(y), -1, -1, -1).clone(), phi_target.clone()
+
+    def target(sigma):
+        asked.append(sigma.clone())
+        return sigma[:, None] * torch.ones(len(sigma), 3)        # phi*(sigma): the noise level, three times
+
+    settings = SamplerSettings(max_steps=50)
+    gens = image_generators(0, 2)
+    y0 = 0.5 + settings.sigma_0 * torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    steps = list(walk(denoiser, target, y0, gens, settings, phi_dim=3))
+    assert steps[-1].final and torch.allclose(steps[-1].denoised, x_star.expand(2, -1, -1, -1))
+    assert torch.equal(asked[0], torch.full((2,), settings.sigma_0))
+    for before, a in zip(steps[1:-2], asked[1:]):            # each step's target: the previous noise level
+        assert torch.equal(a, before.sigma[before.active])
+    assert torch.equal(steps[1].phi, asked[0][:, None].expand(2, 3))  # the record keeps the denoiser's phi
+    assert steps[-1].nfe == len(steps) - 1

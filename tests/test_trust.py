@@ -175,3 +175,57 @@ def test_a_classifier_trained_for_a_model_under_assets_is_cached_outside(tiny_fg
     monkeypatch.setattr(engine.classifier, "train_classifier", lambda *a, **k: pytest.fail("retrained"))
     again = load_classifier(ckpt, progress=False)                       # read back from the cache
     assert again.test_accuracy == first.test_accuracy and again.classes == first.classes
+
+
+# A measured figure in a docstring or comment goes stale with the next model; docs/model.md keeps
+# them, dated. Settings (a sigma, a default) are not figures and pass.
+FIGURES = [
+    ("a PSNR in dB", re.compile(r"\d(?:\.\d+)?\s?dB\b")),
+    ("two scores compared", re.compile(r"\b\d*\.\d+\s*(?:->|→|against|vs\.?|to|-|–)\s*\d*\.\d+\b")),
+    ("a training length", re.compile(r"\b\d{3,}\s+(?:[\w-]+\s+){0,2}steps\b")),
+    ("a score", re.compile(r"(?:accuracy|accuracies|read as|correlation|Spearman|Pearson)\D{0,30}\b0\.\d{2,}"
+                           r"|\b0\.\d{2,}\D{0,20}(?:accuracy|correlation)")),
+    ("a shipped model's figure", re.compile(r"\b\d?\.\d{3}\b[^.;:]{0,40}\bshipped\b"
+                                            r"|\bshipped (?:model|pair|recipe)s?\b[^.;:]{0,40}\b\d?\.\d{3}\b")),
+]
+
+
+def prose(source: str):
+    """(line, text) of every docstring (whitespace joined, so a figure may span lines) and comment."""
+    import tokenize
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            doc = ast.get_docstring(node, clean=False)
+            if doc:
+                yield node.body[0].lineno, " ".join(doc.split())
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            yield tok.start[0], tok.string
+
+
+def quoted_figures(source: str) -> list[str]:
+    return [f"line {line}: {what}: ...{text[max(0, m.start() - 30):m.end() + 20]}..."
+            for line, text in prose(source) for what, pattern in FIGURES for m in pattern.finditer(text)]
+
+
+@pytest.mark.parametrize("stale", [
+    '"""The first shipped model\nreturned 32.8 dB for a 40 dB input."""',
+    '"""Samples gained\n(0.644 -> 0.669)."""',
+    "# mid,dec2 beat it at every sigma after 10000 plain steps",
+    "# Spearman ranged 0.857-0.929 over six sets of seeds on the shipped model",
+    '"""A third time to 0.722 (the shipped pair)."""',
+    "# the classifier's accuracy is 0.98 on held-out crops",
+])
+def test_the_figure_check_sees_the_figures_comments_used_to_quote(stale):
+    assert quoted_figures(stale)
+
+
+def test_settings_in_comments_are_not_taken_for_figures():
+    assert not quoted_figures('"""Half the draws log-uniform on [0.005, sigma_max]; sigma_0 / 32;\n'
+                              'at sigma 0.1 the weight is 1 + (0.05 / sigma)^2; 4 partners; 95% of images."""')
+
+
+def test_no_module_of_engine_quotes_a_measured_figure_in_its_docstrings_or_comments():
+    found = {path.relative_to(ROOT).as_posix(): quoted_figures(path.read_text())
+             for path in sorted((ROOT / "engine").rglob("*.py"))}
+    assert not {k: v for k, v in found.items() if v}, "figures belong in docs/model.md, dated"
