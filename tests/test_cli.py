@@ -1,25 +1,42 @@
-"""Every subcommand on a tiny config, and one-line errors for bad input."""
+"""Every subcommand on a tiny config, and one-line errors for bad input.
+
+The commands run in this process (engine.cli.main, as `python -m engine` calls it), which spares
+each case the start of a Python that imports torch; one error case and the help run as a real
+process, to show the command line's own exit code and output.
+"""
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+
+from engine.checkpoint import load_checkpoint, read_file
+from engine.cli import main
+from engine.grid import make_grid
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600, env=ENV)
+def cli(capsys, *args):
+    """The command line in this process: its exit code and what it printed."""
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:                     # argparse's own checks and --help
+        code = e.code
+    out, err = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
 
 
-def ok(*args):
-    r = cli(*args)
+def ok(capsys, *args):
+    r = cli(capsys, *args)
     assert r.returncode == 0, r.stderr[-2000:]
     return r
 
@@ -41,95 +58,138 @@ def test_help(command, capsys):
     assert "usage: python -m engine " + command in capsys.readouterr().out
 
 
-def test_train_sample_evaluate_on_a_tiny_config(tmp_path, tiny_mixture_dir):
+def test_the_command_line_process_says_a_mistake_in_one_line_with_exit_code_2(tmp_path, tiny_fg_dir):
+    r = subprocess.run([sys.executable, "-m", "engine", "sample", "--checkpoint", str(tiny_fg_dir), "--class", "nope",
+                        "--out", str(tmp_path / "x.png")], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env=ENV)
+    one_line_error(r, "unknown class 'nope'")
+    assert r.stdout == "" and not (tmp_path / "x.png").exists()
+
+
+def test_train_sample_evaluate_on_a_tiny_config(tmp_path, tiny_mixture_dir, capsys):
     run = tmp_path / "run"
-    r = ok("train", "--dataset", "ovals", "--steps", "20", "--batch", "8", "--widths", "8,16", "--size", "16",
+    r = ok(capsys, "train", "--dataset", "ovals", "--steps", "20", "--batch", "8", "--widths", "8,16", "--size", "16",
            "--n-per-class", "16", "--checkpoint-every", "10", "--pool", "4", "--out", run, "--quiet")
     assert '"dataset": "ovals"' in r.stdout and '"pool": 4' in r.stdout   # the config is printed at start
-    assert (run / "model.pt").exists() and (run / "train_state.pt").exists()
-    ok("centroids", "--checkpoint", run, "--per-class", "8")
+    trained = load_checkpoint(run, device="cpu")
+    assert (trained.step, trained.kind, trained.config.widths, trained.config.size) == (20, "feature_guided", (8, 16), 16)
+    assert trained.train_config.pool == 4 and trained.train_config.dataset == "ovals"
+    assert read_file(run / "train_state.pt")["step"] == 20
+    classes = ["ratio 0.2", "ratio 0.5", "ratio 1", "ratio 2", "ratio 5"]
+    assert trained.classes == classes
+
+    # the table training wrote is recomputed the same from the same images; from fewer it changes
+    table = trained.centroids.table.clone()
+    ok(capsys, "centroids", "--checkpoint", run, "--per-class", 16, "--device", "cpu")
+    torch.testing.assert_close(load_checkpoint(run, device="cpu").centroids.table, table, rtol=1e-5, atol=1e-6)
+    ok(capsys, "centroids", "--checkpoint", run, "--per-class", 8, "--device", "cpu")
+    fewer = load_checkpoint(run, device="cpu")
+    assert fewer.centroids.table.shape == table.shape and not torch.allclose(fewer.centroids.table, table)
+    assert all(torch.equal(v, trained.model.state_dict()[k]) for k, v in fewer.model.state_dict().items())
 
     cls = "ratio 0.2"
-    ok("sample", "--checkpoint", run, "--class", cls, "--n", 3, "--max-steps", 10, "--out", tmp_path / "a.npy",
-       "--trajectory", tmp_path / "t.npz")
+    r = ok(capsys, "sample", "--checkpoint", run, "--class", cls, "--n", 3, "--max-steps", 10,
+           "--out", tmp_path / "a.npy", "--trajectory", tmp_path / "t.npz")
+    said = json.loads(r.stdout)
+    assert (said["out"], said["n"], said["seed"]) == (str(tmp_path / "a.npy"), 3, 0)
+    assert cls in json.dumps(said["target"]) and 0 < said["steps"] <= 10 and said["sampler"]["max_steps"] == 10
     x = np.load(tmp_path / "a.npy")
     assert x.shape == (3, 1, 16, 16) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert not np.allclose(x[0], x[1])                         # three samples, not one three times
     t = np.load(tmp_path / "t.npz")
     assert t["y"].shape[1:] == (3, 1, 16, 16) and t["phi"].ndim == 3 and t["final"][-1]
-    ok("sample", "--checkpoint", run, "--class", cls, "--n", 3, "--max-steps", 10, "--out", tmp_path / "b.npy")
+    ok(capsys, "sample", "--checkpoint", run, "--class", cls, "--n", 3, "--max-steps", 10, "--out", tmp_path / "b.npy")
     assert np.array_equal(x, np.load(tmp_path / "b.npy"))      # same seed, same samples
+    ok(capsys, "sample", "--checkpoint", run, "--class", cls, "--n", 3, "--max-steps", 10, "--seed", 1,
+       "--out", tmp_path / "seed1.npy")
+    assert np.abs(np.load(tmp_path / "seed1.npy") - x).max() > 0.05  # another seed, other samples
 
-    ok("sample", "--checkpoint", run, "--interpolate", "ratio 0.2", "ratio 5", "--alpha", "1.3", "--n", 2,
-       "--max-steps", 5, "--out", tmp_path / "c.png")
-    assert Image.open(tmp_path / "c.png").size[0] > 16
-    ok("sample", "--checkpoint", run, "--switch", "ratio 0.2", "ratio 5", "--sigma-star", "0.3", "--n", 2,
-       "--max-steps", 5, "--out", tmp_path / "d.png")
+    # a PNG is the grid of the very samples the .npy holds: 2 of 16x16 side by side, 2 px apart, 4x
+    for name, target in [("interpolate", ["--interpolate", "ratio 0.2", "ratio 5", "--alpha", "1.3"]),
+                         ("switch", ["--switch", "ratio 0.2", "ratio 5", "--sigma-star", "0.3"])]:
+        for suffix in ("png", "npy"):
+            r = ok(capsys, "sample", "--checkpoint", run, *target, "--n", 2, "--max-steps", 5,
+                   "--out", tmp_path / f"{name}.{suffix}")
+        with Image.open(tmp_path / f"{name}.png") as png:
+            assert png.size == ((2 * 18 + 2) * 4, (18 + 2) * 4) and png.mode == "L"
+            assert np.array_equal(np.asarray(png), make_grid(np.load(tmp_path / f"{name}.npy"), scale=4)), name
+    assert not np.allclose(np.load(tmp_path / "interpolate.npy"), np.load(tmp_path / "switch.npy"))
+
     Image.new("RGBA", (40, 40), (200, 10, 10, 100)).save(tmp_path / "cond.png")
-    ok("sample", "--checkpoint", run, "--image", tmp_path / "cond.png", tmp_path / "cond.png", "--n", 2,
-       "--max-steps", 5, "--out", tmp_path / "e.png")
-    ok("sample", "--checkpoint", tiny_mixture_dir, "--unconditional", "--n", 2, "--max-steps", 5,
+    ok(capsys, "sample", "--checkpoint", run, "--image", tmp_path / "cond.png", tmp_path / "cond.png", "--n", 2,
+       "--max-steps", 5, "--out", tmp_path / "e.npy")
+    e = np.load(tmp_path / "e.npy")
+    assert e.shape == (2, 1, 16, 16) and np.isfinite(e).all()
+    ok(capsys, "sample", "--checkpoint", tiny_mixture_dir, "--unconditional", "--n", 2, "--max-steps", 5,
        "--out", tmp_path / "f.npy")
+    f = np.load(tmp_path / "f.npy")
+    assert f.shape == (2, 1, 16, 16) and 0 <= f.min() and f.max() <= 1 and not np.allclose(f[0], f[1])
 
-    r = ok("evaluate", "--checkpoint", run, "--per-class", 3, "--no-timing", "--out", tmp_path / "e.json")
+    r = ok(capsys, "evaluate", "--checkpoint", run, "--per-class", 3, "--no-timing", "--out", tmp_path / "e.json")
     report = json.loads((tmp_path / "e.json").read_text())
     assert json.loads(r.stdout) == report
     for key in ("classifier_test_accuracy", "class_accuracy", "diversity_ratio", "contrast_ratio",
                 "memorisation_ratio", "memorisation_per_class", "kid", "kid_real", "psnr", "noise_seen",
                 "generalisation_gap_db", "nfe_per_sample"):
         assert key in report
-    assert set(report["class_accuracy"]) == {"ratio 0.2", "ratio 0.5", "ratio 1", "ratio 2", "ratio 5"}
+    assert set(report["class_accuracy"]) == set(classes)
     for name, read in report["class_readings"].items():     # every sample read as some class, once
         assert sum(read.values()) == 3 and read.get(name, 0) / 3 == report["class_accuracy"][name]
-
-    r = ok("benchmark", "--checkpoint", run, "--repeats", 1)
-    bench = json.loads(r.stdout)
-    assert bench["seconds_per_batch"] > 0 and bench["batch"] == 16
+    assert 0 <= report["classifier_test_accuracy"] <= 1
 
 
-def test_dataset_export(tmp_path):
-    ok("dataset", "--name", "textures", "--split", "test", "--n-per-class", 4, "--out", tmp_path / "d.npz")
+def test_benchmark_times_the_reference_arithmetic(tiny_fg_dir, capsys):
+    bench = json.loads(ok(capsys, "benchmark", "--checkpoint", tiny_fg_dir, "--repeats", 1).stdout)
+    fp32 = bench["fp32"]
+    assert fp32["seconds_per_batch"] > 0 and fp32["batch"] == 16 and fp32["precision"] == "fp32"
+    assert fp32["nfe_per_sample"] >= 1 and bench["device"] == fp32["device"] == "cpu"
+
+
+def test_dataset_export(tmp_path, capsys):
+    r = ok(capsys, "dataset", "--name", "textures", "--split", "test", "--n-per-class", 4, "--out", tmp_path / "d.npz")
     d = np.load(tmp_path / "d.npz")
-    assert d["images"].shape == (4 * len(d["classes"]), 1, 32, 32) and d["images"].dtype == np.float32
-    assert d["labels"].shape == (len(d["images"]),)
+    k = len(d["classes"])
+    assert d["images"].shape == (4 * k, 1, 32, 32) and d["images"].dtype == np.float32
+    assert 0 <= d["images"].min() and d["images"].max() <= 1 and d["images"].std() > 0.01
+    assert np.array_equal(np.bincount(d["labels"], minlength=k), np.full(k, 4))        # 4 of every class
+    assert json.loads(r.stdout) == {"out": str(tmp_path / "d.npz"), "images": [4 * k, 1, 32, 32],
+                                    "classes": list(d["classes"])}
+    from engine.data import load_dataset
+    same = load_dataset("textures", "test", 32, 1, 4, 0)
+    assert np.array_equal(d["images"], same.images) and list(d["classes"]) == same.classes
 
 
-def test_bad_input_gives_one_line_errors(tmp_path, tiny_fg_dir):
-    one_line_error(cli("sample", "--checkpoint", tiny_fg_dir, "--class", "nope", "--out", tmp_path / "x.png"),
-                   "unknown class 'nope'")
-    one_line_error(cli("sample", "--checkpoint", tmp_path / "none.pt", "--class", "a", "--out", tmp_path / "x.png"),
-                   "not found")
+def test_bad_input_gives_one_line_errors(tmp_path, tiny_fg_dir, capsys):
+    def check(*args_and_words):
+        *args, words = args_and_words
+        one_line_error(cli(capsys, *args), *([words] if isinstance(words, str) else words))
+
+    check("sample", "--checkpoint", tiny_fg_dir, "--class", "nope", "--out", tmp_path / "x.png",
+          "unknown class 'nope'")
+    check("sample", "--checkpoint", tmp_path / "none.pt", "--class", "a", "--out", tmp_path / "x.png", "not found")
     (tmp_path / "cut.pt").write_bytes((Path(tiny_fg_dir) / "model.pt").read_bytes()[:1000])
-    one_line_error(cli("sample", "--checkpoint", tmp_path / "cut.pt", "--class", "a", "--out", tmp_path / "x.png"),
-                   "truncated")
+    check("sample", "--checkpoint", tmp_path / "cut.pt", "--class", "a", "--out", tmp_path / "x.png", "truncated")
     (tmp_path / "text.png").write_text("not an image")
-    one_line_error(cli("sample", "--checkpoint", tiny_fg_dir, "--image", tmp_path / "text.png",
-                       "--out", tmp_path / "x.png"), "not a readable image")
+    check("sample", "--checkpoint", tiny_fg_dir, "--image", tmp_path / "text.png", "--out", tmp_path / "x.png",
+          "not a readable image")
     Image.new("L", (1, 1)).save(tmp_path / "dot.png")
-    one_line_error(cli("sample", "--checkpoint", tiny_fg_dir, "--image", tmp_path / "dot.png",
-                       "--out", tmp_path / "x.png"), "1x1")
-    one_line_error(cli("sample", "--checkpoint", tiny_fg_dir, "--class", "brick", "--out", tmp_path / "x.txt"),
-                   ".png")
-    one_line_error(cli("sample", "--checkpoint", tiny_fg_dir, "--class", "brick", "--guidance", 9,
-                       "--out", tmp_path / "x.png"), "guidance must be in [0, 4]")
-    one_line_error(cli("sample", "--checkpoint", tiny_fg_dir, "--class", "brick", "--eps-scale", 0.5,
-                       "--out", tmp_path / "x.png"), "eps_scale must be in [1, 2]")
-    one_line_error(cli("dataset", "--name", tmp_path / "nothing-here", "--out", tmp_path / "d.npz"),
-                   "unknown dataset")
-    one_line_error(cli("train", "--steps", 5, "--size", 30, "--out", tmp_path / "r"), "divisible")
-    one_line_error(cli("train", "--steps", 5, "--batch", 6, "--pool", 4, "--out", tmp_path / "r"), "multiple of pool")
+    check("sample", "--checkpoint", tiny_fg_dir, "--image", tmp_path / "dot.png", "--out", tmp_path / "x.png", "1x1")
+    check("sample", "--checkpoint", tiny_fg_dir, "--class", "brick", "--out", tmp_path / "x.txt", ".png")
+    check("sample", "--checkpoint", tiny_fg_dir, "--class", "brick", "--guidance", 9, "--out", tmp_path / "x.png",
+          "guidance must be in [0, 4]")
+    check("sample", "--checkpoint", tiny_fg_dir, "--class", "brick", "--eps-scale", 0.5, "--out", tmp_path / "x.png",
+          "eps_scale must be in [1, 2]")
+    check("dataset", "--name", tmp_path / "nothing-here", "--out", tmp_path / "d.npz", "unknown dataset")
+    check("train", "--steps", 5, "--size", 30, "--out", tmp_path / "r", "divisible")
+    check("train", "--steps", 5, "--batch", 6, "--pool", 4, "--out", tmp_path / "r", "multiple of pool")
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "r" / "model.pt").exists()
 
 
 def error_line(capsys, *args) -> str:
     """Run the command line in this process; its one stderr line, once it is an error with exit code 2."""
-    from engine.cli import main
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as e:                     # argparse's own checks
-        code = e.code
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (code, err)
-    return lines[0]
+    r = cli(capsys, *args)
+    one_line_error(r)
+    return r.stderr.strip()
 
 
 def test_outputs_devices_sizes_and_numbers_are_checked_before_any_work(tmp_path, tiny_fg_dir, tiny_mixture_dir,
