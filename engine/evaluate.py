@@ -48,9 +48,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .analysis import conditioned_denoise, plain_denoise
 from .classifier import load_classifier
 from .data import load_dataset
+from .denoising import conditioned_denoise, plain_denoise
 from .metrics import kernel_distance, mean_pairwise_distance, nearest_distance, psnr
 from .config import SamplerSettings
 from .paths import shown_path

@@ -4,14 +4,14 @@ Cached beside the atlas (`measures.json` in the atlas folder), written by `pytho
 (or `python -m engine atlas --measures-only --out DIR` for an atlas already built), recomputed by
 the app in the background when missing or drawn from other weights:
 
-  density      the density distance between every pair of classes (analysis.density_distance),
+  density      the density distance between every pair of classes (density.density_distance),
                the slow part of the Distances view;
   accuracy     for every class, the share of `n` samples (seed `seed`, the sampler's defaults)
                that the independent classifier reads as that class: the two ends of an
                interpolation between two classes are exactly these samples;
   trajectory   one sample per class from the same noise (seed `seed`): the final RMS pixel
                distance between every two classes' samples and the sigma where they part
-               (analysis.half_rise_sigma);
+               (bifurcation.half_rise_sigma);
   pair         the default interpolation pair: the two classes whose samples are best read as
                their class (ties: the pair whose trajectories end furthest apart);
   targets      the default trajectory targets: among the well-read classes, the three whose
@@ -33,10 +33,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .analysis import class_pairs, density_distance, half_rise_sigma
+from .bifurcation import half_rise_sigma
+from .density import density_distance
 from .errors import EngineError
 from .config import SamplerSettings
 from .sampler import ClassTarget, sample
+from .separation import class_pairs
 
 FILE = "measures.json"
 FORMAT = "atlas-measures/1"
@@ -51,7 +53,7 @@ def class_trajectories(fg, names: list[str], seed: int = 0, settings: SamplerSet
                        callback=None) -> dict[str, np.ndarray]:
     """One sample per target class from the same start (the data mean) and seed, so only the
     target differs. Every step is kept: y (K, T, C, H, W), denoised (K, T, C, H, W), sigma (K, T);
-    a run that finishes early stays where it stopped (as analysis.bifurcation pads).
+    a run that finishes early stays where it stopped (as bifurcation.bifurcation pads).
     The last denoised image of each run is its sample. callback(k, t, sigma) after each step."""
     settings = settings or SamplerSettings()
     runs = []
@@ -142,7 +144,7 @@ class DensityMeasures:
 
     @classmethod
     def of(cls, classes: list[str], dens) -> "DensityMeasures":
-        """From an analysis.DensityResult."""
+        """From a density.DensityResult."""
         return cls(list(classes), dens.pairs.tolist(), _rounded(dens.density_distance), _rounded(dens.sigmas),
                    _rounded(dens.share), _rounded(dens.local_pearson), int(dens.per_class))
 

@@ -7,17 +7,14 @@ density_vs_centroid_pearson, density_vs_centroid_spearman, bifurcation_sigma,
 interpolation (alpha -> class probabilities), and `bars`: each claim of docs/method.md ("Claims
 as measurements") with its measured value and whether it holds.
 
-HTML works offline: plotly.js is written once beside the figures (plotly.min.js, from the
-installed plotly package) and every page loads it from there - never from a CDN. PNG needs a
-Chrome for kaleido; without one the report still writes HTML and JSON and says why PNG was
-skipped.
+The claims are judged in claims.py; the figures are written by export.py, as HTML that works
+offline and as PNG when a Chrome is found (without one the report still writes HTML and JSON and
+says why PNG was skipped).
 """
 from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -25,29 +22,35 @@ from pathlib import Path
 
 import numpy as np
 
-from . import analysis as A
 from .atlas import ATLAS_SIGMAS, DEFAULT_ATLAS, PER_CLASS, Atlas, build_atlas, check_compatible, held_out
+from .bifurcation import bifurcation
+from .claims import check_bars
 from .cli import seed_value, whole_number
-from .errors import EngineError
-from .paths import writable_dir
 from .config import SamplerSettings
+from .denoising import PSNR_SIGMAS, check_pair, denoising, denoising_grid
+from .density import DENSITY_PER_CLASS, DENSITY_SIGMAS, density_distance, density_sigmas
+from .errors import EngineError
+from .export import plain, write_html, write_index, write_png
+from .interpolation import ALPHAS, interpolation
+from .paths import writable_dir
+from .separation import embedding_separation
 
 
 @dataclass
 class ReportSettings:
     """Monte-Carlo sizes of the report (defaults: the shipped model in under 10 minutes on 2 cores)."""
     psnr_per_class: int = 30                  # held-out images per class for the PSNR curves
-    psnr_sigmas: tuple[float, ...] = A.PSNR_SIGMAS
+    psnr_sigmas: tuple[float, ...] = PSNR_SIGMAS
     grid_sigmas: tuple[float, ...] = (1.0, 0.5)   # the two panels of fig 2
     grid_classes: int = 4
     separation_per_class: int = 50            # held-out images per class for fig 4
     separation_sigma: float = 0.0             # 0: phi of clean images, as in the paper's fig 4
-    density_per_class: int = A.DENSITY_PER_CLASS
-    density_sigmas: int = A.DENSITY_SIGMAS
+    density_per_class: int = DENSITY_PER_CLASS
+    density_sigmas: int = DENSITY_SIGMAS
     # images per run for bifurcation and interpolation. 32, not 8: at 8 the interpolation's
     # Spearman moved with the seeds as far as it lay from the bar (docs/analysis.md, "Interpolation")
     samples: int = 32
-    alphas: tuple[float, ...] = A.ALPHAS
+    alphas: tuple[float, ...] = ALPHAS
     pair: tuple[str, str] | None = None       # classes of bifurcation / interpolation (default: first two)
     atlas_per_class: int = PER_CLASS
     umap: bool = False                        # fit UMAPs when the report has to build its atlas
@@ -58,96 +61,6 @@ class ReportSettings:
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-# ----------------------------------------------------------------------------- writing figures
-
-def chrome_path() -> str | None:
-    """A browser for kaleido: $BROWSER_PATH, else Debian's chromium, else kaleido's own search."""
-    return os.environ.get("BROWSER_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def write_html(figures: dict, out: Path) -> list[str]:
-    """Each figure as NAME.html loading plotly.min.js from the same folder (written once)."""
-    files = []
-    for name, fig in figures.items():
-        fig.write_html(out / f"{name}.html", include_plotlyjs="directory", full_html=True)
-        files.append(f"{name}.html")
-    return files
-
-
-def write_png(figures: dict, out: Path) -> str:
-    """All figures as PNG in one browser session; returns "written" or why it was skipped."""
-    try:
-        import kaleido
-        path = chrome_path()
-        jobs = [{"fig": fig, "path": str(out / f"{name}.png"), "opts": {"scale": 1}} for name, fig in figures.items()]
-        kaleido.write_fig_from_object_sync(jobs, kopts={"path": path} if path else {})
-    except Exception as e:                     # any browser failure: PNG is optional, HTML + JSON are not
-        return f"skipped: {type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}"
-    missing = [n for n in figures if not (out / f"{n}.png").is_file()]
-    return f"skipped: kaleido wrote no file for {', '.join(missing)}" if missing else "written"
-
-
-def write_index(out: Path, names: list[str], summary: dict) -> None:
-    items = "\n".join(f'<li><a href="{n}.html">{n}</a></li>' for n in names)
-    rows = "\n".join(f"<tr><td>{k}</td><td>{'yes' if v['pass'] else 'NO'}</td><td>{v['value']}</td>"
-                     f"<td>{v['rule']}</td></tr>" for k, v in summary.get("bars", {}).items())
-    (out / "index.html").write_text(
-        "<!doctype html><html><head><meta charset='utf-8'><title>feature-guided diffusion report</title></head>"
-        f"<body><h1>Feature-guided score diffusion: measurements</h1><ul>{items}</ul>"
-        f"<h2>Claims</h2><table border=1 cellpadding=4><tr><th>claim</th><th>holds</th><th>measured</th>"
-        f"<th>rule</th></tr>{rows}</table><p>All numbers: <a href='report.json'>report.json</a></p></body></html>")
-
-
-def plain(x):
-    """numpy and NaN -> JSON-safe Python values (NaN becomes null)."""
-    if isinstance(x, dict):
-        return {str(k): plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [plain(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return plain(x.tolist())
-    if isinstance(x, (np.floating, float)):
-        return None if not math.isfinite(float(x)) else float(x)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
-
-
-# ----------------------------------------------------------------------------- the claims
-
-def bar(value, holds: bool, rule: str) -> dict:
-    return {"value": value, "pass": bool(holds), "rule": rule}
-
-
-def check_bars(den, sep, dens, bif, interp) -> dict:
-    """Each claim of docs/method.md, "Claims as measurements" (the bars of docs/analysis.md), with its
-    measured value."""
-    out = {}
-    out["density_vs_centroid_pearson"] = bar(round(dens.pearson, 4), dens.pearson >= 0.8,
-                                             "Pearson(density distance, squared centroid distance) >= 0.8")
-    if "mid" in sep.layers:
-        fg, mx = sep.table()["mid"]["feature_guided"], sep.table()["mid"]["mixture"]
-        out["separation_mid"] = bar({"feature_guided": round(fg, 4), "mixture": round(mx, 4)}, fg > mx,
-                                    "separation in the mid layer higher for feature-guided than mixture")
-    try:
-        g = {s: float(den.gain_db[den.at(s)]) for s in (0.1, 0.5, 1.0)}
-        out["psnr_gain"] = bar({f"{s:g}": round(v, 3) for s, v in g.items()},
-                               g[0.5] > 0 and g[1.0] > 0 and g[1.0] > g[0.1],
-                               "gain over mixture > 0 at sigma 0.5 and 1.0, and larger at 1.0 than at 0.1")
-        w = float(den.wrong_gain_db[den.at(1.0)])
-        out["wrong_conditioning"] = bar(round(w, 3), w < 0, "wrong conditioning worse than mixture at sigma 1.0 (dB < 0)")
-    except KeyError:
-        pass                                   # the PSNR sigmas do not include 0.1, 0.5 and 1.0
-    out["bifurcation_sigma"] = bar(round(bif.bifurcation_sigma, 4),
-                                   bif.sigma_L < bif.bifurcation_sigma < bif.sigma_0,
-                                   f"strictly between sigma_L = {bif.sigma_L:g} and sigma_0 = {bif.sigma_0:g}")
-    out["interpolation_spearman"] = bar(round(interp.spearman_b, 4), interp.spearman_b >= 0.9,
-                                        f"Spearman(P({interp.b}), alpha) >= 0.9")
-    return out
 
 
 # ----------------------------------------------------------------------------- the report
@@ -174,7 +87,7 @@ def run_report(fg, mixture, out, settings: ReportSettings | None = None, atlas_p
     s = settings or ReportSettings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    A.check_pair(fg, mixture)
+    check_pair(fg, mixture)
     models = {"feature_guided": fg, "mixture": mixture}
     check_compatible(models)
     pair = s.pair or (fg.classes[0], fg.classes[1])
@@ -198,8 +111,8 @@ def run_report(fg, mixture, out, settings: ReportSettings | None = None, atlas_p
         timings[name] = round(time.perf_counter() - timings[name], 1)
 
     stage("denoising")
-    den = A.denoising(fg, mixture, *first(s.psnr_per_class), sigmas=s.psnr_sigmas, seed=s.seed, progress=progress)
-    grids = [A.denoising_grid(fg, mixture, images, labels, classes=list(range(min(s.grid_classes, len(fg.classes)))),
+    den = denoising(fg, mixture, *first(s.psnr_per_class), sigmas=s.psnr_sigmas, seed=s.seed, progress=progress)
+    grids = [denoising_grid(fg, mixture, images, labels, classes=list(range(min(s.grid_classes, len(fg.classes)))),
                               sigma=g, seed=s.seed) for g in s.grid_sigmas]
     figs["fig3_psnr"] = F.psnr_figure(den)
     for g in grids:
@@ -207,18 +120,18 @@ def run_report(fg, mixture, out, settings: ReportSettings | None = None, atlas_p
     done("denoising")
 
     stage("separation")
-    sep = A.embedding_separation(models, *first(s.separation_per_class), sigma=s.separation_sigma, seed=s.seed)
+    sep = embedding_separation(models, *first(s.separation_per_class), sigma=s.separation_sigma, seed=s.seed)
     figs["fig4_separation"] = F.separation_figure(sep)
     done("separation")
 
     stage("density distance")
-    dens = A.density_distance(fg, *first(s.density_per_class), sigmas=A.density_sigmas(s.density_sigmas),
+    dens = density_distance(fg, *first(s.density_per_class), sigmas=density_sigmas(s.density_sigmas),
                               per_class=s.density_per_class, seed=s.seed, progress=progress)
     figs["fig5_density_distance"] = F.density_figure(dens)
     done("density distance")
 
     stage("bifurcation")
-    bif = A.bifurcation(fg, pair[0], pair[1], n=s.samples, seed=s.seed, settings=sampler, progress=progress)
+    bif = bifurcation(fg, pair[0], pair[1], n=s.samples, seed=s.seed, settings=sampler, progress=progress)
     figs["fig1_bifurcation"] = F.bifurcation_figure(bif)
     done("bifurcation")
 
@@ -226,7 +139,7 @@ def run_report(fg, mixture, out, settings: ReportSettings | None = None, atlas_p
     if classifier is None:
         from .classifier import load_classifier
         classifier = load_classifier(fg, progress=progress)
-    interp = A.interpolation(fg, pair[0], pair[1], alphas=s.alphas, n=s.samples, seed=s.seed,
+    interp = interpolation(fg, pair[0], pair[1], alphas=s.alphas, n=s.samples, seed=s.seed,
                              classifier=classifier, settings=sampler, progress=progress)
     figs["interpolation"] = F.interpolation_figure(interp)
     done("interpolation")
@@ -370,7 +283,7 @@ def cmd_report(a) -> int:
     s = ReportSettings(psnr_per_class=a.psnr_per_class, separation_per_class=a.separation_per_class,
                        separation_sigma=a.separation_sigma, density_per_class=a.density_per_class,
                        density_sigmas=a.density_sigmas,
-                       samples=a.samples, alphas=a.alphas or A.ALPHAS, pair=tuple(a.pair) if a.pair else None,
+                       samples=a.samples, alphas=a.alphas or ALPHAS, pair=tuple(a.pair) if a.pair else None,
                        atlas_per_class=a.atlas_per_class, umap=a.umap, max_steps=a.max_steps, seed=a.seed,
                        png=not a.no_png)
     if len(s.alphas) < 3:
@@ -437,7 +350,7 @@ def register(subparsers) -> dict:
     r.add_argument("--samples", type=whole_number(), default=d.samples,
                    help=f"samples per run for bifurcation and interpolation (default {d.samples})")
     r.add_argument("--alphas", type=_floats, default=None,
-                   help="interpolation weights (default " + ",".join(f"{v:g}" for v in A.ALPHAS) + ")")
+                   help="interpolation weights (default " + ",".join(f"{v:g}" for v in ALPHAS) + ")")
     r.add_argument("--atlas-per-class", type=whole_number(), default=d.atlas_per_class)
     r.add_argument("--umap", action="store_true", help="also fit UMAPs if the atlas has to be built (~2 min)")
     r.add_argument("--max-steps", type=whole_number(), default=None,

@@ -18,7 +18,9 @@ import engine.report
 from engine import figures as F
 from engine.atlas import Atlas
 from engine.cli import main
-from engine.report import check_bars, plain, register
+from engine.claims import check_bars
+from engine.export import plain
+from engine.report import register
 
 REQUIRED = {"psnr_gain_db", "separation", "density_vs_centroid_pearson", "density_vs_centroid_spearman",
             "bifurcation_sigma", "interpolation", "bars"}
@@ -252,7 +254,8 @@ def results(pearson=0.9, fg_mid=2.0, mixture_mid=1.0, gain=(0.5, 1.0, 2.0), wron
             spearman=0.95, sigmas=(0.1, 0.5, 1.0)):
     """The five measurements check_bars reads, with the numbers it judges; every bar holds by default.
     gain: the correct-minus-mixture dB at sigma 0.1, 0.5 and 1.0; wrong: wrong-minus-mixture at 1.0."""
-    from engine.analysis import DenoisingResult, SeparationResult
+    from engine.denoising import DenoisingResult
+    from engine.separation import SeparationResult
     mixture = np.zeros(len(sigmas))
     correct = np.array([dict(zip((0.1, 0.5, 1.0), gain)).get(s, 0.0) for s in sigmas])
     wrongs = np.array([wrong if s == 1.0 else -5.0 for s in sigmas])
