@@ -320,7 +320,17 @@ def test_atlas_command(tmp_path, tiny_fg_dir, tiny_mixture_dir, capsys):
     info = json.loads(capsys.readouterr().out)
     atlas = Atlas.load(out)
     assert atlas.sigmas == [0.1, 0.5] == info["sigmas"] and len(atlas.labels) == 3 * len(atlas.classes)
-    assert info["bytes"] < 1_000_000
+    assert info["points"] == len(atlas.labels) and info["models"] == atlas.models == ["feature_guided", "mixture"]
+    assert info["layers"] == atlas.layers and info["umap_fitted"] is False and not atlas.umap_ready(
+        "feature_guided", "mid", 0.1)
+    assert info["bytes"] == sum(f.stat().st_size for f in out.iterdir() if f.is_file()) < 1_000_000
+    # the measures the app takes its defaults from, drawn from this very model
+    from engine.checkpoint import load_checkpoint
+    from engine.measures import Measures
+    m = Measures.load(out)
+    assert m.matches(load_checkpoint(tiny_fg_dir, device="cpu")) and m.classes == atlas.classes
+    assert info["measures"]["pair"] == m.pair and len(set(m.pair)) == 2 and set(m.pair) <= set(atlas.classes)
+    assert info["measures"]["targets"] == m.targets and set(m.targets) <= set(atlas.classes)
 
 
 def test_user_mistakes_exit_2(tmp_path, tiny_fg_dir, tiny_mixture_dir, capsys):
