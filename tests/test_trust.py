@@ -229,3 +229,38 @@ def test_no_module_of_engine_quotes_a_measured_figure_in_its_docstrings_or_comme
     found = {path.relative_to(ROOT).as_posix(): quoted_figures(path.read_text())
              for path in sorted((ROOT / "engine").rglob("*.py"))}
     assert not {k: v for k, v in found.items() if v}, "figures belong in docs/model.md, dated"
+
+
+# What may be large: the shipped models, their classifiers and atlas (assets/), and the resumable
+# state of the runs in training (training/). Anything else over the limit makes every clone heavier.
+LARGE_ALLOWED = (re.compile(r"assets/.+"), re.compile(r"training/.+/train_state\.pt"))
+LIMIT = 5 * 2 ** 20
+
+
+def oversized(sizes: dict[str, int]) -> list[str]:
+    """The paths (relative to the repository) over LIMIT bytes that are not allowed to be large."""
+    return sorted(p for p, n in sizes.items() if n > LIMIT and not any(a.fullmatch(p) for a in LARGE_ALLOWED))
+
+
+def test_the_size_rule_refuses_a_large_file_outside_the_shipped_and_training_states():
+    assert oversized({"data/crops.npz": LIMIT + 1, "assets/atlas/atlas.npz": 10 * LIMIT,
+                      "training/fg/stages/base/train_state.pt": 2 * LIMIT, "training/fg/model.pt": 2 * LIMIT,
+                      "docs/model.md": LIMIT}) == ["data/crops.npz", "training/fg/model.pt"]
+
+
+def test_no_tracked_file_but_the_shipped_models_and_training_states_is_large():
+    r = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=False)
+    if r.returncode != 0:
+        pytest.skip("not a git checkout")
+    paths = [p for p in r.stdout.decode().split("\0") if p]
+    assert paths, "git lists no tracked file"
+    sizes = {p: (ROOT / p).stat().st_size for p in paths if (ROOT / p).is_file()}
+    assert not oversized(sizes), f"over {LIMIT // 2 ** 20} MB: keep it out of git (runs/ is ignored)"
+
+
+def test_runs_stay_out_of_git():
+    paths = ["runs/any/model.pt", "runs/any/train_state.pt", "runs/.cache/assets/x/atlas/atlas.npz"]
+    r = subprocess.run(["git", "check-ignore", *paths], cwd=ROOT, capture_output=True, text=True, check=False)
+    if r.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert r.stdout.split() == paths
