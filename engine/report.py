@@ -38,7 +38,8 @@ from .separation import embedding_separation
 
 @dataclass
 class ReportSettings:
-    """Monte-Carlo sizes of the report (defaults: the shipped model in under 10 minutes on 2 cores)."""
+    """Monte-Carlo sizes of the report; the defaults are sized for a laptop CPU (the report's own
+    timings_s say what they cost)."""
     psnr_per_class: int = 30                  # held-out images per class for the PSNR curves
     psnr_sigmas: tuple[float, ...] = PSNR_SIGMAS
     grid_sigmas: tuple[float, ...] = (1.0, 0.5)   # the two panels of fig 2

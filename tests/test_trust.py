@@ -100,6 +100,15 @@ def test_the_app_refuses_a_crafted_checkpoint_with_one_line(tiny_fg_dir, tmp_pat
     assert not marker.exists()
 
 
+def test_every_load_of_a_file_goes_through_safe_load():
+    """One place decides what a file may hold: engine.checkpoint.safe_load."""
+    sources = [*(ROOT / "engine").rglob("*.py"), *(ROOT / "app").rglob("*.py"), ROOT / "app.py",
+               *(ROOT / "experiments").glob("*.py"), *(ROOT / "scripts").glob("*.py")]
+    loads = {p.relative_to(ROOT).as_posix(): p.read_text().count("torch.load(") for p in sources}
+    assert {p: n for p, n in loads.items() if n} == {"engine/checkpoint.py": 1}
+    assert not [p for p in sources if "weights_only=False" in p.read_text() or "allow_pickle=True" in p.read_text()]
+
+
 def test_every_file_the_project_ships_or_resumes_from_loads_without_running_code():
     from engine.checkpoint import FORMAT, safe_load
     files = sorted([*ROOT.glob("assets/*/*.pt"), *ROOT.glob("training/**/*.pt")])
