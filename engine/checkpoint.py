@@ -13,6 +13,7 @@ import os
 import pickle
 import re
 import struct
+import threading
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -23,6 +24,7 @@ from .centroids import CentroidTable
 from .config import ModelConfig, TrainConfig, config_from_dict
 from .errors import EngineError
 from .network import UNet
+from .precision import Compiled, Precision, pays_to_compile, resolve
 
 FORMAT = "feature-guided-diffusion/1"
 MODEL_FILE = "model.pt"
@@ -148,7 +150,22 @@ class Checkpoint:
         self.centroids = CentroidTable.from_state(state["centroids"]).to(self.device) \
             if state.get("centroids") else None
         self.batch = device_batch(self.device, self.config)   # images per network call (`network`)
-        self.precision = "fp32"                                # or "bf16" (CUDA): use_precision
+        # fp32 and eager unless use_precision says otherwise: the library's reference arithmetic
+        self.policy: Precision = resolve("fp32", self.device)
+        self._compiled: Compiled | None = None
+        self._warming = False
+        self._lock = threading.Lock()
+        self.compile_gain: float | None = None   # eager / compiled seconds per call, as warm_up measured
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles carry the model and its precision; a compiled network and its lock
+        stay with the original (use_precision on the copy compiles its own)."""
+        state = dict(self.__dict__)
+        state.update(_compiled=None, _warming=False, _lock=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
 
     # -- facts
     @property
@@ -209,26 +226,98 @@ class Checkpoint:
         return self.centroids
 
     # -- the network
-    def use_precision(self, precision: str) -> None:
-        """"fp32", or "bf16": the network under bfloat16 autocast (CUDA only; outputs stay float32)."""
-        if precision not in ("fp32", "bf16"):
-            raise EngineError(f"unknown precision '{precision}'; use fp32 or bf16")
-        if precision == "bf16" and self.device.type != "cuda":
-            raise EngineError(f"precision bf16 needs a CUDA device (this model is on {self.device.type}); "
-                              "use --precision fp32")
-        self.precision = precision
+    @property
+    def precision(self) -> str:
+        """The resolved precision the network runs in: "fp32" or "bf16" (engine/precision.py)."""
+        return self.policy.name
+
+    @property
+    def compiled(self) -> bool:
+        return self._compiled is not None and self._compiled.active
+
+    def use_precision(self, precision: str = "auto", compile: str | bool = "off", work: int = 0,
+                      log=print) -> Precision:
+        """Decide once how `network` runs (engine/precision.py): precision auto | fp32 | bf16;
+        compile on | off | auto (auto: where bf16 was picked and `work`, in image-calls, repays the
+        compile). The network's weights stay float32; bf16 puts them in channels_last."""
+        self.policy = resolve(precision, self.device)
+        self.model.to(memory_format=torch.channels_last if self.policy.channels_last else torch.contiguous_format)
+        self._compiled = None
+        if pays_to_compile(compile, self.policy, work):
+            # dynamic shapes: one compile serves every batch size the sampler's stopping leaves
+            self._compiled = Compiled(self.model, dynamic=True, log=log)
+        return self.policy
+
+    @torch.no_grad()
+    def warm_up(self, batches: tuple[int, ...] = (2, 8), measure: bool = True) -> float:
+        """Compile now, so that no later call waits for it: seconds spent. While it runs (in a
+        background thread, as the app does) `network` answers with the eager network. With
+        `measure`, the compiled network is then timed against the eager one at the largest batch
+        and kept only if faster: on some processors compiling buys nothing when sampling."""
+        if self._compiled is None:
+            return 0.0
+        import time
+        t0 = time.perf_counter()
+        self._warming = True
+        try:
+            with self._lock:
+                c, s = self.config.channels, self.config.size
+                targets = [None] if self.kind == "mixture" or self.centroids is None else [None, self.centroid(0, 0.5)]
+                for b in batches:
+                    y = torch.rand(b, c, s, s, device=self.device)
+                    for t in targets:
+                        self._call(self._compiled, y, None if t is None else t.expand(b, -1).contiguous())
+                if measure and self._compiled.active:
+                    t = targets[-1]
+                    t = None if t is None else t.expand(y.shape[0], -1).contiguous()
+                    best = {}
+                    for name, fn in (("eager", self.model), ("compiled", self._compiled)):
+                        times = []
+                        for _ in range(5):
+                            t1 = time.perf_counter()
+                            self._call(fn, y, t)
+                            times.append(time.perf_counter() - t1)
+                        best[name] = min(times)
+                    self.compile_gain = best["eager"] / best["compiled"]
+                    if self.compile_gain <= 1:
+                        self._compiled = None        # measured: eager is as fast here
+        finally:
+            self._warming = False
+        return time.perf_counter() - t0
+
+    def _call(self, fn, y: torch.Tensor, target: torch.Tensor | None):
+        """One call of at most `batch` images at this precision; float32, contiguous results."""
+        n = len(y)
+        if fn is self._compiled and n == 1:          # dynamic shapes specialise a batch of one
+            y = torch.cat([y, y])
+            target = None if target is None else torch.cat([target, target])
+        if self.policy.channels_last:
+            y = y.contiguous(memory_format=torch.channels_last)
+        with self.policy.autocast():
+            f, phi = fn(y, target)
+        return f[:n].float().contiguous(), phi[:n].float()
 
     @torch.no_grad()
     def network(self, y: torch.Tensor, target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """self.model(y, target) -> (f(y), phi(y)), in calls of at most `batch` images (in eval mode
         each image is denoised on its own, so the split changes nothing) at this precision."""
-        if len(y) <= self.batch and self.precision == "fp32":
-            return self.model(y, target)
+        if len(y) <= self.batch and self.policy.name == "fp32" and self._compiled is None:
+            return self.model(y, target)          # the reference path, bit for bit
+        fn = self.model
+        if self._compiled is not None and not self._warming and self._compiled.active:
+            fn = self._compiled
+        if target is not None and target.dim() == 1:
+            target = target.expand(len(y), -1)     # one graph for a shared and a per-image target
+        if target is not None and fn is self._compiled:
+            target = target.contiguous()           # a compiled graph is specialised to its strides
         outs = []
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            for i in range(0, len(y), self.batch):
-                t = target if target is None or target.dim() == 1 else target[i:i + self.batch]
-                outs.append([o.float() for o in self.model(y[i:i + self.batch], t)])
+        for i in range(0, len(y), self.batch):
+            t = None if target is None else target[i:i + self.batch]
+            if fn is self._compiled:
+                with self._lock:
+                    outs.append(self._call(fn, y[i:i + self.batch], t))
+            else:
+                outs.append(self._call(fn, y[i:i + self.batch], t))
         return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
 
     @torch.no_grad()

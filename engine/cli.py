@@ -12,7 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .config import Limits, ModelConfig, TrainConfig, parse_ints
+from .config import Limits, ModelConfig, TrainConfig
 from .distributed import Quiet
 from .errors import EngineError
 from .paths import writable_file
@@ -148,8 +148,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npy (float32 (N, C, H, W) in [0, 1])")
     s.add_argument("--trajectory", default=None, help="FILE.npz: every step's y, f(y), sigma, phi")
     s.add_argument("--device", default="auto")
-    s.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="bf16: bfloat16 autocast for the network (CUDA only; default fp32)")
 
     d = sub.add_parser("dataset", help="export a dataset split as .npz",
                        description="Write arrays images (N, C, H, W) float32 in [0, 1], labels (N,), classes.")
@@ -177,22 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "on, already in it, is kept)")
     e.add_argument("--device", default="auto")
 
-    b = sub.add_parser("benchmark", help="time the sampler and the network",
-                       description="Print seconds per batch of 16 samples, network evaluations per sample and "
-                       "ms per network call at batch 1 and 16, on this machine.")
-    b.add_argument("--checkpoint", default=None)
-    b.add_argument("--repeats", type=_positive(int), default=3, help="timed runs, the median kept (default 3)")
-    b.add_argument("--device", default="auto")
-    b.add_argument("--train", action="store_true",
-                   help="instead: training images per second, and the fraction of the machine's float32 matmul "
-                        "rate a step reaches (under torchrun: all processes together)")
-    b.add_argument("--steps", type=_positive(int), default=20, help="--train: timed steps (default 20)")
-    b.add_argument("--batch", type=_positive(int), default=32, help="--train: global batch (default 32)")
-    b.add_argument("--widths", type=within(parse_ints, None, "widths"), default=ModelConfig.widths,
-                   help=f"--train: channels per scale (default {','.join(map(str, ModelConfig.widths))})")
-    b.add_argument("--size", type=_positive(int), default=32, help="--train: image side (default 32)")
-    b.add_argument("--channels", type=int, default=1, choices=[1, 3], help="--train: 1 grey, 3 colour (default 1)")
-    b.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="--train: bf16 on CUDA")
+    from .benchmark import precision_flags, register as benchmark
+    for parser in (s, e):
+        precision_flags(parser)
+    EXTRA.update(benchmark(sub))
 
     if importlib.util.find_spec("engine.report") is not None:
         from .report import register
@@ -252,7 +238,8 @@ def cmd_sample(a) -> int:
     import numpy as np
     import torch
     from .checkpoint import load_checkpoint
-    from .data import fit_image, load_image
+    from .data import load_image
+    from .placement import crops_at_scale
     from .grid import save_grid
     from .sampler import ClassTarget, ImageTarget, Interpolation, Switch, Unconditional, run, trajectory_arrays
     out = Path(a.out)
@@ -273,14 +260,15 @@ def cmd_sample(a) -> int:
         raise EngineError("--sigma-star goes with --switch A B")
     settings = _settings(a)
     ckpt = load_checkpoint(a.checkpoint, a.device)
-    ckpt.use_precision(a.precision)
+    ckpt.use_precision(a.precision, a.compile, work=a.n * settings.max_steps)
     if a.class_name is not None:
         ckpt.class_index(a.class_name)
         target = ClassTarget(a.class_name)
     elif a.image:
         c, size = ckpt.config.channels, ckpt.config.size
-        target = ImageTarget(torch.from_numpy(np.stack([fit_image(load_image(p, c), size) for p in a.image])),
-                             seed=a.seed)
+        # crops of the model's size at each image's own scale, as the app cuts uploads (engine/placement.py)
+        target = ImageTarget(torch.from_numpy(np.concatenate([crops_at_scale(load_image(p, c), size).images
+                                                              for p in a.image])), seed=a.seed)
     elif a.interpolate:
         for name in a.interpolate:
             ckpt.class_index(name)
@@ -301,7 +289,8 @@ def cmd_sample(a) -> int:
     if a.trajectory:
         np.savez_compressed(a.trajectory, **trajectory_arrays(steps))
     print(json.dumps({"out": str(out), "n": a.n, "target": target.describe(), "seed": a.seed,
-                      "steps": last.t - 1, "nfe_per_sample": last.nfe, "sampler": vars(settings)}))
+                      "steps": last.t - 1, "nfe_per_sample": last.nfe, "sampler": vars(settings),
+                      **ckpt.policy.describe(), "compiled": ckpt.compiled}))
     return 0
 
 
@@ -325,8 +314,13 @@ def cmd_evaluate(a) -> int:
     ckpt = load_checkpoint(a.checkpoint, a.device, kind="feature_guided")
     mix_path = a.mixture or (DEFAULT_MIXTURE if a.checkpoint is None else None)
     mixture = load_checkpoint(mix_path, a.device, kind="mixture", what="--mixture") if mix_path else None
+    settings = _settings(a)
+    for model in (ckpt, mixture):               # the sampling dominates: classes x per_class x steps
+        if model is not None:
+            model.use_precision(a.precision, a.compile, work=len(ckpt.classes) * a.per_class * settings.max_steps)
     report = evaluate(ckpt, mixture, per_class=a.per_class, seed=a.seed,
-                      settings=_settings(a), timing=not a.no_timing)
+                      settings=settings, timing=not a.no_timing)
+    report["precision"] = {**ckpt.policy.describe(), "compiled": ckpt.compiled}
     text = to_json(report)
     print(text)
     if a.out:
@@ -336,40 +330,8 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
-def cmd_benchmark(a) -> int:
-    import platform
-    import time
-    import torch
-    if a.train:
-        from .throughput import train_benchmark
-        cfg = TrainConfig(dataset="ovals", steps=a.steps, batch=a.batch, n_per_class=64, checkpoint_every=10 ** 9,
-                          device=a.device, precision=a.precision,
-                          model=ModelConfig(channels=a.channels, size=a.size, widths=a.widths))
-        result = train_benchmark(cfg)
-        if result is not None:                  # rank 0 under torchrun
-            print(json.dumps(result, indent=2))
-        return 0
-    from .checkpoint import load_checkpoint
-    from .evaluate import seconds_per_batch
-    ckpt = load_checkpoint(a.checkpoint, a.device, kind="feature_guided")
-    result = seconds_per_batch(ckpt, 16, repeats=a.repeats)
-    for b in (1, 16):
-        y = torch.rand(b, *ckpt.shape)
-        target = ckpt.centroid(0, torch.full((b,), 0.5))
-        ckpt.denoise(y, target)
-        t0 = time.perf_counter()
-        for _ in range(20):
-            ckpt.denoise(y, target)
-        result[f"ms_per_network_call_batch_{b}"] = 1000 * (time.perf_counter() - t0) / 20
-    result["machine"] = f"{platform.machine()} {platform.processor()}".strip()
-    result["cpu_count"] = __import__("os").cpu_count()
-    result["torch"] = torch.__version__
-    print(json.dumps(result, indent=2))
-    return 0
-
-
 COMMANDS = {"train": cmd_train, "centroids": cmd_centroids, "sample": cmd_sample, "dataset": cmd_dataset,
-            "evaluate": cmd_evaluate, "benchmark": cmd_benchmark}
+            "evaluate": cmd_evaluate}
 EXTRA: dict = {}
 
 

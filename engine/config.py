@@ -11,9 +11,10 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 from .errors import EngineError
+from .precision import COMPILE, PRECISIONS
 
 KINDS = ("feature_guided", "mixture")
-PRECISIONS = ("fp32", "bf16")
+SCHEDULES = ("cosine", "constant")
 
 
 @dataclass(frozen=True)
@@ -201,12 +202,19 @@ class TrainConfig:
                          "or a larger number to extend it)")
     batch: int = setting(32, Limits(1), "batch size")
     lr: float = setting(2e-3, Limits(0, open_low=True), "peak learning rate")
-    warmup: int = setting(200, Limits(0), "linear warm-up steps, then cosine decay to lr / 50")
+    warmup: int = setting(200, Limits(0), "linear warm-up steps, then the --schedule")
+    # constant: one run yields models of several lengths - resume a kept state with a shorter --steps
+    # and its own cool-down (warmup-stable-decay; Hu et al. 2024, Hagele et al. 2024)
+    schedule: str = setting("cosine", help="after warm-up: cosine (decay to lr / 50 over the run) or constant "
+                            "(lr until the last --cooldown steps, then linear to lr / 50)", choices=SCHEDULES)
+    cooldown: int = setting(0, Limits(0), "constant schedule: steps of linear decay at the end of the run")
     sigma_max: float = setting(1.2, Limits(0, open_low=True), "largest training noise level")
     # 0, plain MSE, in the shipped recipes (each stage of recipes/*.toml says its own); a weight
     # helps as a fine-tuning stage, not from scratch (engine/loss.py).
     sigma_data: float = setting(0.0, Limits(0), "weight each image's squared error by 1 + (SIGMA_DATA / sigma)^2 "
                                 "so small noise levels are trained too (engine/loss.py)", note="0: plain MSE")
+    weight_cap: float = setting(0.0, Limits(0), "cap the added weight (SIGMA_DATA / sigma)^2 at this value, in the "
+                                "manner of min-SNR weighting (engine/loss.py)", note="0: uncapped")
     # They still pass through the network, so the norms' batch statistics keep the noise law.
     loss_sigma_min: float = setting(0.0, Limits(0), "give images noised below this sigma no loss weight (they "
                                     "still shape the norms' statistics)", note="0: train every sigma")
@@ -225,10 +233,16 @@ class TrainConfig:
     # trained on, and so the classifier `evaluate` keys to them (engine/classifier.py), with data_seed.
     data_seed: int | None = setting(None, SEED_LIMITS, "seed of the dataset's crop draw (default: --seed)")
     checkpoint_every: int = setting(250, Limits(1), "steps between resumable checkpoints")
+    # with the constant schedule and a weight average, models of several lengths from one run
+    snapshot_every: int = setting(0, Limits(0), "also write OUT/snapshots/step_N/model.pt every this many steps "
+                                  "(0: only the final model.pt)")
     device: str = setting("auto", help="auto | cpu | cuda")
-    # Scale-out (docs/scaling.md): bf16 autocast keeps weights, optimizer and loss in float32.
-    precision: str = setting("fp32", help="bf16: bfloat16 autocast for the network (CUDA only)", choices=PRECISIONS)
-    compile: bool = setting(False, help="torch.compile the network")
+    # How the arithmetic runs, not what is learned (engine/precision.py): a resumed run may change
+    # them. bf16 autocast keeps weights, optimizer and loss in float32.
+    precision: str = setting("auto", help="auto: bfloat16 autocast where the CPU or GPU has bfloat16 units, "
+                             "else fp32", choices=PRECISIONS)
+    compile: str = setting("auto", help="torch.compile the network: auto compiles bf16 runs long enough to "
+                           "repay the compile", choices=COMPILE)
     stream: bool = setting(False, help="folder datasets: read and crop images on the fly instead of loading "
                            "the folder whole (engine/stream.py)")
     workers: int = setting(2, Limits(0), "with --stream: DataLoader worker processes (0: none)")
@@ -237,6 +251,8 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.model, dict):
             self.model = config_from_dict(ModelConfig, self.model)
+        if isinstance(self.compile, bool):       # as configs and recipes wrote it before `auto`
+            self.compile = "on" if self.compile else "off"
         check_fields(self)
         if self.kind == "mixture":
             self.model.matched_blocks = ()

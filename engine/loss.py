@@ -80,16 +80,21 @@ def pooled(phi: torch.Tensor, pool: int) -> torch.Tensor:
     return phi.view(b // pool, pool, -1).mean(1).repeat_interleave(pool, dim=0)
 
 
-def loss_weights(sigma: torch.Tensor, sigma_data: float, sigma_min: float = 0.0) -> torch.Tensor:
+def loss_weights(sigma: torch.Tensor, sigma_data: float, sigma_min: float = 0.0, cap: float = 0.0) -> torch.Tensor:
     """Per-image weight 1 + (sigma_data / sigma)^2 (module doc); all ones when sigma_data is 0.
     Zero below sigma_min: a round that trains only the noise levels where the sampler's walk
-    decides the class, while the batch - and so the norms' statistics - keeps the usual law."""
-    w = 1 + (sigma_data / sigma.clamp_min(1e-3)) ** 2
-    return w * (sigma >= sigma_min)
+    decides the class, while the batch - and so the norms' statistics - keeps the usual law.
+    With `cap` > 0 the added term is capped there, in the manner of min-SNR weighting (Hang et al.
+    2023): small noise levels count up to 1 + cap times the large ones, never more, so they are
+    trained without the largest ones being starved (the uncapped weight under-denoises there)."""
+    extra = (sigma_data / sigma.clamp_min(1e-3)) ** 2
+    if cap > 0:
+        extra = extra.clamp_max(cap)
+    return (1 + extra) * (sigma >= sigma_min)
 
 
 def denoising_loss(net, x: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor, reference: torch.Tensor | None = None,
-                   pool: int = 1, sigma_data: float = 0.0, sigma_min: float = 0.0,
+                   pool: int = 1, sigma_data: float = 0.0, sigma_min: float = 0.0, cap: float = 0.0,
                    autocast=contextlib.nullcontext) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss of one batch: (weighted mean loss, per-image plain MSE (B,)).
 
@@ -99,4 +104,4 @@ def denoising_loss(net, x: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor, r
     with autocast():
         denoised, _ = net(y, reference=reference, pool=pool)
     mse = ((denoised.float() - x) ** 2).mean(dim=(1, 2, 3))
-    return (loss_weights(sigma.flatten(), sigma_data, sigma_min) * mse).mean(), mse
+    return (loss_weights(sigma.flatten(), sigma_data, sigma_min, cap) * mse).mean(), mse

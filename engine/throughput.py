@@ -21,6 +21,7 @@ from . import distributed
 from .config import ModelConfig, TrainConfig
 from .loss import denoising_loss
 from .network import UNet
+from .precision import resolve
 
 
 def matmul_rate(n: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
@@ -76,4 +77,5 @@ def train_benchmark(cfg: TrainConfig, warmup: int = 3) -> dict | None:
                 "processes": world.size, "threads_per_process": torch.get_num_threads(),
                 "machine": machine(), "timed_steps": timed, "batch": cfg.batch, "kind": cfg.kind,
                 "widths": list(cfg.model.widths), "size": cfg.model.size, "channels": cfg.model.channels,
-                "precision": cfg.precision, "torch": torch.__version__}
+                **resolve(cfg.precision, torch.device(device)).describe(), "compile": cfg.compile,
+                "torch": torch.__version__}

@@ -17,7 +17,7 @@ sigma).
 """
 from __future__ import annotations
 
-import contextlib
+import copy
 import math
 import platform
 import sys
@@ -40,12 +40,23 @@ from .grow import widen
 from .loss import denoising_loss, partners, sample_sigmas, stratified_sigmas
 from .network import BiasFreeNorm, UNet
 from .paths import writable_dir
+from .precision import Compiled, pays_to_compile, resolve
+
+
+# Settings that say how a run computes, not what it learns: a resumed run takes them from the call.
+MACHINE_FIELDS = ("device", "precision", "compile", "workers")
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to lr / 50; a pure function of the step (resumable)."""
+    """Linear warm-up, then cosine decay to lr / 50, or constant with a linear cool-down to lr / 50
+    over the last `cooldown` steps; a pure function of the step (resumable)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.schedule == "constant":
+        left = cfg.steps - step
+        if left > cfg.cooldown:
+            return cfg.lr
+        return cfg.lr / 50 + (cfg.lr - cfg.lr / 50) * left / max(1, cfg.cooldown)
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.lr / 50 + (cfg.lr - cfg.lr / 50) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
@@ -53,7 +64,8 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 def machine() -> str:
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA)"
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads"
+    n = torch.get_num_threads()
+    return f"{platform.processor() or platform.machine()}, {n} CPU thread{'' if n == 1 else 's'}"
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, log=print,
@@ -113,7 +125,8 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
             raise EngineError(f"{out}: nothing to resume (no {STATE_FILE}); drop --resume to start a new run")
         state = read_file(out / STATE_FILE)
         steps = cfg.steps                     # None: the run's own
-        cfg = TrainConfig(**state["train_config"])
+        # what is learned comes from the run; how it is computed, from this call (MACHINE_FIELDS)
+        cfg = replace(TrainConfig(**state["train_config"]), **{k: getattr(cfg, k) for k in MACHINE_FIELDS})
         if steps is not None and steps != cfg.steps:
             if steps <= state["step"]:
                 raise EngineError(f"{out}: the run is already at step {state['step']}; give --steps above "
@@ -127,9 +140,7 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
     writable_dir(out, "--out")
     device = pick_device(cfg.device)
     guided = cfg.kind == "feature_guided"
-    if cfg.precision == "bf16" and device.type != "cuda":
-        raise EngineError(f"precision bf16 needs a CUDA device (bfloat16 autocast on {device.type} is not "
-                          "supported here); use --precision fp32")
+    policy = resolve(cfg.precision, device)
     # each process takes a contiguous share of the batch: whole pools, so that a group of
     # `pool` images of one class at one sigma is conditioned on its own partners' mean phi
     unit = cfg.pool if guided else 1
@@ -193,13 +204,14 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None,
             forward_sync_buffers=False)
-    if cfg.compile:
-        net = torch.compile(net)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cfg.precision == "bf16" \
-        else contextlib.nullcontext
+    compiled = None
+    if pays_to_compile(cfg.compile, policy, cfg.batch * (cfg.steps - step), "train"):
+        net = compiled = Compiled(net, dynamic=False, log=log)   # one batch shape all run long
+    log(f"{policy}; {'compiled' if compiled else 'eager'}")
 
     def info() -> dict:
         out = {"wall_seconds": elapsed, "history": history, "machine": machine(),
+               **policy.describe(), "compiled": bool(compiled and compiled.active),
                "dataset_classes": data.classes, "train_images": len(data), "torch": torch.__version__,
                "init": lineage}
         if world.active:
@@ -219,6 +231,22 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
             except OSError as e:
                 error = EngineError(f"{out / STATE_FILE}: cannot write the checkpoint ({e.strerror or e})")
         distributed.agree(world, error)
+
+    def write_model(path: Path) -> None:
+        """model.pt at this step: the weights (their average, with ema) and their centroid table.
+        The mixture model gets a table too: the analyses compare both embeddings (fig. 4)."""
+        shipped = copy.deepcopy(average.module if average is not None else model)
+        shipped = shipped.to(memory_format=torch.contiguous_format)
+        error = None
+        if world.main:
+            # streamed: 256 images of each class, read when its turn comes (Sample)
+            images = streaming.Sample(data, 256) if cfg.stream else data.images
+            centroids = compute_centroids(shipped, images, data.labels, data.classes, seed=cfg.seed)
+            try:
+                save_atomic(model_state(shipped, cfg, data.classes, mean, step, centroids, info()), path)
+            except OSError as e:
+                error = EngineError(f"{path}: cannot write the model ({e.strerror or e})")
+        distributed.agree(world, error)      # the others wait for rank 0's model.pt
 
     def draw(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The step's image indices and noise levels (B,), the whole batch on every process."""
@@ -290,7 +318,7 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
         for g in opt.param_groups:
             g["lr"] = learning_rate(cfg, step)
         loss, mse = denoising_loss(net, x, y, sigma, ref, cfg.pool if guided else 1, cfg.sigma_data,
-                                   cfg.loss_sigma_min, autocast)
+                                   cfg.loss_sigma_min, cfg.weight_cap, policy.autocast)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -312,24 +340,15 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
             elapsed += time.time() - t0
             t0 = time.time()
             checkpoint()
+        if cfg.snapshot_every and step % cfg.snapshot_every == 0 and step < cfg.steps:
+            write_model(out / "snapshots" / f"step_{step}" / MODEL_FILE)
+            model.train()
+            t0 = time.time()                # the snapshot's centroids are not training time
     bar.close()
     elapsed += time.time() - t0
 
-    # The mixture model gets a table too: the analyses compare both embeddings (fig. 4).
     log("computing the centroid table ...")
-    if average is not None:
-        model = average.module
-    model = model.to(memory_format=torch.contiguous_format)
-    error = None
-    if world.main:
-        # streamed: 256 images of each class, read when its turn comes (Sample)
-        images = streaming.Sample(data, 256) if cfg.stream else data.images
-        centroids = compute_centroids(model, images, data.labels, data.classes, seed=cfg.seed)
-        try:
-            save_atomic(model_state(model, cfg, data.classes, mean, step, centroids, info()), out / MODEL_FILE)
-        except OSError as e:
-            error = EngineError(f"{out / MODEL_FILE}: cannot write the model ({e.strerror or e})")
-    distributed.agree(world, error)      # the others wait for rank 0's model.pt
+    write_model(out / MODEL_FILE)
     log(f"wrote {out / MODEL_FILE} ({step} steps, {elapsed / 60:.1f} min of training on {machine()})")
     return out / MODEL_FILE
 

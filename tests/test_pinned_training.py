@@ -26,6 +26,7 @@ def trace(out: Path) -> dict[str, np.ndarray]:
     got = {}
     for name, kw in RUNS.items():
         cfg = TrainConfig(dataset="ovals", steps=6, batch=8, n_per_class=16, checkpoint_every=100, device="cpu",
+                          precision="fp32",   # the reference arithmetic, on every machine
                           model=ModelConfig(widths=(8, 16), size=16, matched_blocks=("mid", "dec1")), **kw)
         mse = []
         path = train(cfg, out / name, log=lambda *a: None, progress=False, on_step=lambda s, v: mse.append(v))
