@@ -1,4 +1,4 @@
-"""Datasets: built-in `textures` and `ovals`, and user folders.
+"""Datasets: built-in `textures` (engine/textures.py) and `ovals`, and user folders.
 
 Every dataset is a `Dataset` of float32 images (N, C, H, W) in [0, 1] with integer labels
 and class names. Nothing is downloaded: `textures` cuts crops from images shipped inside
@@ -16,7 +16,6 @@ import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -193,135 +192,41 @@ def tile_split(shape: tuple[int, int], tile: int) -> dict[str, list[tuple[int, i
     return tiles
 
 
-def crops_from(img: np.ndarray, size: int, split: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n random size x size crops of (C, H, W), each inside one tile of `split`."""
+def crops_from(img: np.ndarray, size: int, split: str, n: int, rng: np.random.Generator,
+               min_std: float = 0.0) -> np.ndarray:
+    """n random size x size crops of (C, H, W), each inside one tile of `split`. With min_std > 0,
+    crops whose pixels' standard deviation is below it (blank paper, empty sky) are drawn again."""
     tile = 3 * size // 2
     corners = tile_split(img.shape[1:], tile)[split]
     if not corners:
         raise EngineError(f"image of {img.shape[2]}x{img.shape[1]} pixels is too small to cut "
                           f"{split} crops of {size} pixels; it needs at least {3 * size}x{3 * size}")
-    k = rng.integers(len(corners), size=n)
-    dy, dx = rng.integers(tile - size + 1, size=(2, n))
     out = np.empty((n, img.shape[0], size, size), np.float32)
-    for m in range(n):
-        y, x = corners[k[m]][0] + dy[m], corners[k[m]][1] + dx[m]
-        out[m] = img[:, y:y + size, x:x + size]
-    return out
-
-
-# ----------------------------------------------------------------------------- textures
-
-def _skimage(name: str) -> Callable[[], np.ndarray]:
-    def load():
-        import skimage.data
-        return np.asarray(getattr(skimage.data, name)())
-    return load
-
-
-def _sklearn(filename: str) -> Callable[[], np.ndarray]:
-    def load():
-        from sklearn.datasets import load_sample_image
-        return np.asarray(load_sample_image(filename))
-    return load
-
-
-def _plenoptic(filename: str) -> Callable[[], np.ndarray]:
-    """An image of plenoptic's data folder, read as a file: importing plenoptic itself would pull in
-    its whole stack (matplotlib, pyrtools) for one photograph."""
-    def load():
-        import importlib.util
-        spec = importlib.util.find_spec("plenoptic")
-        if spec is None or not spec.submodule_search_locations:
-            raise EngineError("the texture image '" + filename + "' ships in the plenoptic package, which is "
-                              "not installed; run `make setup` (or pip install -r requirements.txt)")
-        path = Path(spec.submodule_search_locations[0]) / "data" / filename
-        return np.asarray(Image.open(path).convert("L"))
-    return load
-
-
-@dataclass(frozen=True)
-class TextureSource:
-    """One texture class: a shipped image, the stationary region used, a downsampling factor,
-    and the symmetries of its texture (SYMMETRIES), which training applies as augmentation."""
-    load: Callable[[], np.ndarray]
-    region: tuple[int, int, int, int] | None = None   # rows r0:r1, cols c0:c1 in the source
-    factor: int = 1
-    symmetry: str = "none"
-
-    def image(self, channels: int) -> np.ndarray:
-        a = self.load()
-        if self.region is not None:
-            r0, r1, c0, c1 = self.region
-            a = a[r0:r1, c0:c1]
-        a = a.astype(np.float32)
-        a = a / (255.0 if a.max() > 1.0 else 1.0)
-        a = a[..., None] if a.ndim == 2 else a[..., :3]
-        if channels == 1:
-            a = a.mean(-1, keepdims=True)
-        elif a.shape[-1] == 1:
-            a = np.repeat(a, 3, -1)
-        return downsample(np.ascontiguousarray(a.transpose(2, 0, 1)), self.factor)
-
-
-# The built-in texture classes, chosen for the method (docs/model.md, "The texture classes"):
-# each stationary at a 32-pixel crop - every crop holds many texture elements, coarse sources
-# downsampled until it does - and told apart by texture, not brightness (an ordinary classifier
-# reads contrast-normalised held-out crops at 0.99 or better per class: experiments/stationarity.py).
-TEXTURES: dict[str, TextureSource] = {
-    "brick": TextureSource(_skimage("brick"), factor=2, symmetry="flips"),
-    "grass": TextureSource(_skimage("grass"), factor=2, symmetry="dihedral"),
-    "gravel": TextureSource(_skimage("gravel"), factor=3, symmetry="dihedral"),
-    "stars": TextureSource(_skimage("hubble_deep_field"), factor=1, symmetry="dihedral"),
-    "print": TextureSource(_skimage("page"), region=(55, 155, 0, 384)),
-    "handwriting": TextureSource(_skimage("text")),
-    "reptile": TextureSource(_plenoptic("reptile_skin.pgm"), symmetry="flips"),
-    "coins": TextureSource(_skimage("coins"), factor=2, symmetry="dihedral"),
-}
-
-# The classes of the models shipped before (kept so that their figures can be re-measured):
-# chosen by eye, not all stationary at the crop size (petals, coins, tissue), no augmentation.
-TEXTURES_V1: dict[str, TextureSource] = {
-    "brick": TextureSource(_skimage("brick"), factor=2),
-    "grass": TextureSource(_skimage("grass"), factor=2),
-    "gravel": TextureSource(_skimage("gravel"), factor=2),
-    "stars": TextureSource(_skimage("hubble_deep_field"), factor=1),
-    "print": TextureSource(_skimage("page"), region=(55, 155, 0, 384)),
-    "handwriting": TextureSource(_skimage("text"), factor=1),
-    "coins": TextureSource(_skimage("coins"), factor=1),
-    "tissue": TextureSource(_skimage("immunohistochemistry"), factor=2),
-    "petals": TextureSource(_sklearn("flower.jpg"), region=(110, 330, 200, 420)),
-    "foliage": TextureSource(_sklearn("china.jpg"), region=(335, 427, 350, 640)),
-}
-
-
-def _texture_dataset(table: dict[str, TextureSource], name: str, split: str, size: int, channels: int,
-                     n_per_class: int | None, seed: int, names: list[str] | None) -> Dataset:
-    names = names or list(table)
-    n = n_per_class or (2000 if split == "train" else 250)
-    ds = _crops_dataset({k: table[k].image(channels) for k in names}, name, split, size, n, seed)
-    ds.info["symmetries"] = [table[k].symmetry for k in names]
-    return ds
-
-
-def textures(split: str, size: int = 32, channels: int = 1, n_per_class: int | None = None,
-             seed: int = 0, names: list[str] | None = None) -> Dataset:
-    return _texture_dataset(TEXTURES, "textures", split, size, channels, n_per_class, seed, names)
-
-
-def textures_v1(split: str, size: int = 32, channels: int = 1, n_per_class: int | None = None,
-                seed: int = 0, names: list[str] | None = None) -> Dataset:
-    return _texture_dataset(TEXTURES_V1, "textures-v1", split, size, channels, n_per_class, seed, names)
+    done = 0
+    for _ in range(100):
+        k = rng.integers(len(corners), size=n)
+        dy, dx = rng.integers(tile - size + 1, size=(2, n))
+        for m in range(n):
+            y, x = corners[k[m]][0] + dy[m], corners[k[m]][1] + dx[m]
+            crop = img[:, y:y + size, x:x + size]
+            if min_std == 0 or crop.std() >= min_std:
+                out[done] = crop
+                done += 1
+                if done == n:
+                    return out
+    raise EngineError(f"fewer than 1 crop in 100 of this image has a contrast (pixel standard deviation) of "
+                      f"{min_std}; lower it or choose another image")
 
 
 def _crops_dataset(sources: dict[str, np.ndarray], name: str, split: str, size: int,
-                   n: int, seed: int) -> Dataset:
+                   n: int, seed: int, min_std: dict[str, float] | None = None) -> Dataset:
     _check_split(split)
     images, labels = [], []
     for c, (cls, img) in enumerate(sources.items()):
         # independent stream per (seed, class, split): adding a class changes no other class
         rng = np.random.default_rng([seed, _stable_hash(cls), split == "test"])
         try:
-            images.append(crops_from(img, size, split, n, rng))
+            images.append(crops_from(img, size, split, n, rng, (min_std or {}).get(cls, 0.0)))
         except EngineError as e:
             raise EngineError(f"class '{cls}': {e}") from None
         labels.append(np.full(n, c, np.int64))
@@ -446,7 +351,11 @@ def folder(path: str | Path, split: str, size: int = 32, channels: int = 1,
 
 # ----------------------------------------------------------------------------- entry
 
-BUILTIN = {"textures": textures, "textures-v1": textures_v1, "ovals": ovals}
+# the texture tables live in engine/textures.py, which cuts its crops with this module's functions
+from .textures import (TEXTURES, TEXTURES_V1, TEXTURES_V3, TextureSource, textures,  # noqa: E402,F401
+                       textures_v1, textures_v3)
+
+BUILTIN = {"textures": textures, "textures-v1": textures_v1, "textures-v3": textures_v3, "ovals": ovals}
 
 
 def load_dataset(name: str, split: str = "train", size: int = 32, channels: int = 1,
@@ -467,4 +376,4 @@ def load_dataset(name: str, split: str = "train", size: int = 32, channels: int 
         return BUILTIN[name](split, size=size, channels=channels, n_per_class=n_per_class, seed=seed)
     if Path(name).exists():
         return folder(name, split, size, channels, n_per_class, seed)
-    raise EngineError(f"unknown dataset '{name}'; use 'textures', 'textures-v1', 'ovals' or a folder path")
+    raise EngineError(f"unknown dataset '{name}'; use {', '.join(repr(k) for k in BUILTIN)} or a folder path")

@@ -53,6 +53,26 @@ def plain_denoise(ckpt, y: torch.Tensor, batch: int = 256) -> torch.Tensor:
     return torch.cat([ckpt.denoise(y[i:i + batch]).cpu() for i in range(0, len(y), batch)])
 
 
+GAIN_SIGMAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+def denoiser_gain(ckpt, images: np.ndarray, labels: np.ndarray, classes: list[str], sigmas=GAIN_SIGMAS,
+                  seed: int = 0) -> dict:
+    """Per class and sigma: the denoised image's PSNR minus the noisy input's (dB), each image
+    conditioned on its own class's centroid at the true sigma (dB of one image each, then the
+    mean). Below 0 the denoiser returns an image worse than it was given: the sampler's last steps
+    and its final f(y_T) run at the smallest sigmas, so there it must be at least 0."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.from_numpy(images)
+    out = {name: {} for name in classes}
+    for sigma in sigmas:
+        y = noisy(x, sigma, gen)
+        gain = psnr(conditioned_denoise(ckpt, y, labels, sigma), x) - psnr(y, x)
+        for c, name in enumerate(classes):
+            out[name][str(sigma)] = float(gain[torch.from_numpy(labels == c)].mean())
+    return out
+
+
 def held_out_subset(dataset, per_class: int) -> tuple[np.ndarray, np.ndarray]:
     """The first `per_class` images of each class (test images in a fixed order)."""
     idx = np.concatenate([np.nonzero(dataset.labels == c)[0][:per_class] for c in range(len(dataset.classes))])

@@ -50,7 +50,7 @@ from tqdm import tqdm
 
 from .classifier import load_classifier
 from .data import load_dataset
-from .denoising import conditioned_denoise, plain_denoise
+from .denoising import conditioned_denoise, denoiser_gain, plain_denoise
 from .metrics import kernel_distance, mean_pairwise_distance, nearest_distance, psnr
 from .config import SamplerSettings
 from .paths import shown_path
@@ -208,6 +208,9 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
     idx = np.concatenate([np.nonzero(test.labels == c)[0][:psnr_per_class] for c in range(len(ckpt.classes))])
     p = denoising_psnr(ckpt, mixture, test.images[idx], test.labels[idx], seed=seed)
     report["psnr"] = p
+    gain = denoiser_gain(ckpt, test.images[idx], test.labels[idx], ckpt.classes, seed=seed)
+    report["denoiser_gain_db"] = gain
+    report["denoiser_never_worse"] = all(v >= 0 for row in gain.values() for v in row.values())
     report["noise_seen"] = noise_seen(ckpt, test.images[idx], test.labels[idx], train, seed=seed)
     report["generalisation_gap_db"] = generalisation_gap(ckpt, train, test, psnr_per_class, seed=seed)
     if mixture is not None:
@@ -342,6 +345,14 @@ def model_card(ckpt, mixture, report: dict) -> str:
               "| conditional PSNR (dB) | " + " | ".join(f"{v:.2f}" for v in p["conditional"]) + " |"]
     if p["mixture"]:
         lines.append("| mixture PSNR (dB) | " + " | ".join(f"{v:.2f}" for v in p["mixture"]) + " |")
+    if "denoiser_gain_db" in report:
+        g = report["denoiser_gain_db"]
+        sigmas = list(next(iter(g.values())))
+        lines += ["", "Denoiser gain: PSNR out minus PSNR in (dB), each test crop conditioned on its own class; "
+                  "below 0 the denoiser makes the image worse" + ("" if report["denoiser_never_worse"] else
+                                                                 " (**it does somewhere**)") + ":", "",
+                  "| class | " + " | ".join(f"sigma {s}" for s in sigmas) + " |", "|---" * (len(sigmas) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(f"{row[s]:+.2f}" for s in sigmas) + " |" for name, row in g.items()]
     if "noise_seen" in report:
         n = report["noise_seen"]
         lines += ["", "Noise seen (blind estimate over the true sigma; 1: all of it; a diagnostic, see "

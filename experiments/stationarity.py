@@ -30,11 +30,11 @@ import torch
 
 from engine.checkpoint import DEFAULT_CHECKPOINT, DEFAULT_MIXTURE, load_checkpoint
 from engine.classifier import SmallCNN
-from engine.data import (TEXTURES, TEXTURES_V1, TextureSource, _skimage, _sklearn,
-                         crops_from)
+from engine.data import crops_from
+from engine.textures import TEXTURES, TEXTURES_V1, TEXTURES_V3, TextureSource, _skimage, _sklearn
 from engine.errors import EngineError
 
-TABLES = {"textures": TEXTURES, "textures-v1": TEXTURES_V1}
+TABLES = {"textures": TEXTURES, "textures-v1": TEXTURES_V1, "textures-v3": TEXTURES_V3}
 
 # Candidate sources, cut by eye from images the wheels ship (rows r0:r1, cols c0:c1).
 CANDIDATES = {
@@ -99,8 +99,8 @@ def main() -> int:
         sources = {name: s.image(1) for name, s in table.items()}
 
         def crops(split: str, n: int):
-            x = [crops_from(img, 32, split, n, np.random.default_rng([0, c, split == "test"]))
-                 for c, img in enumerate(sources.values())]
+            x = [crops_from(img, 32, split, n, np.random.default_rng([0, c, split == "test"]), table[name].min_std)
+                 for c, (name, img) in enumerate(sources.items())]
             return np.concatenate(x), np.repeat(np.arange(len(sources)), n)
         train_x, train_y = crops("train", 1000)
         test_x, test_y = crops("test", args.per_class)
