@@ -23,6 +23,7 @@ import torch
 from .centroids import CentroidTable
 from .config import ModelConfig, TrainConfig, config_from_dict
 from .errors import EngineError
+from .conditional import condition, network_for
 from .network import UNet
 from .precision import Compiled, Precision, pays_to_compile, resolve
 
@@ -140,7 +141,7 @@ class Checkpoint:
         self.train_config = TrainConfig(**{**state["train_config"], "model": state["train_config"]["model"]})
         self.config: ModelConfig = self.train_config.model
         self.device = pick_device(device) if isinstance(device, str) else device
-        self.model = UNet(self.config)
+        self.model = network_for(self.config)
         load_weights(self.model, state["model"], self.path)
         self.model.to(self.device).eval()
         self.classes: list[str] = list(state["classes"])
@@ -262,7 +263,7 @@ class Checkpoint:
         try:
             with self._lock:
                 c, s = self.config.channels, self.config.size
-                targets = [None] if self.kind == "mixture" or self.centroids is None else [None, self.centroid(0, 0.5)]
+                targets = [None] if self.kind == "mixture" or self.centroids is None else [None, condition(self, 0, 0.5)]
                 for b in batches:
                     y = torch.rand(b, c, s, s, device=self.device)
                     for t in targets:
@@ -374,18 +375,19 @@ def device_batch(device: torch.device, config: ModelConfig) -> int:
     return int(max(16, min(65536, free // 4 // per_image)))
 
 
-def load_checkpoint(path: str | Path | None = None, device: str = "auto", kind: str | None = None,
+def load_checkpoint(path: str | Path | None = None, device: str = "auto", kind: str | tuple | None = None,
                     what: str = "--checkpoint") -> Checkpoint:
-    """Load a run folder or .pt file (default: the shipped feature-guided model); with `kind`,
-    refuse a model of the other kind, naming the option (`what`) it came from."""
+    """Load a run folder or .pt file (default: the shipped feature-guided model); with `kind` (one
+    kind or a tuple of them), refuse a model of another kind, naming the option (`what`) it came from."""
     state = read_file(path or DEFAULT_CHECKPOINT)
     try:
         ckpt = Checkpoint(state, device)
     except (KeyError, TypeError) as e:
         raise EngineError(f"{state['path']}: checkpoint is missing or has malformed field {e}") from None
-    if kind is not None and ckpt.kind != kind:
-        raise EngineError(f"{what} {ckpt.path}: a {ckpt.kind} model, where a {kind} model is needed "
-                          f"(train --kind {kind})")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if kinds is not None and ckpt.kind not in kinds:
+        raise EngineError(f"{what} {ckpt.path}: a {ckpt.kind} model, where a {' or '.join(kinds)} model is "
+                          f"needed (train --kind {kinds[0]})")
     return ckpt
 
 

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                "train, sample, evaluate (Kadkhodaie, Mallat, Simoncelli, arXiv 2410.11646).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train a feature-guided or mixture denoiser",
+    t = sub.add_parser("train", help="train a feature-guided, mixture or conditional denoiser",
                        description="Train a denoiser with the loss of docs/method.md, \"Loss\". "
                        "Writes OUT/train_state.pt "
                        "every --checkpoint-every steps (resumable with --resume) and OUT/model.pt at the end.")
@@ -131,10 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "Choose exactly one target; the default checkpoint is the shipped model.")
     s.add_argument("--checkpoint", default=None, help="run folder or .pt file (default: assets/feature_guided)")
     g = s.add_mutually_exclusive_group(required=True)
-    g.add_argument("--class", dest="class_name", metavar="NAME", help="condition on a class centroid")
+    g.add_argument("--class", dest="class_name", metavar="NAME",
+                   help="condition on a class centroid (a conditional model: the class's embedding)")
     g.add_argument("--image", nargs="+", metavar="PATH", help="condition on the mean phi of these images")
     g.add_argument("--interpolate", nargs=2, metavar=("A", "B"),
-                   help="condition on (1 - alpha) centroid(A) + alpha centroid(B)")
+                   help="condition on (1 - alpha) centroid(A) + alpha centroid(B) (a conditional model: "
+                        "the embeddings)")
     g.add_argument("--switch", nargs=2, metavar=("A", "B"), help="class A until sigma < --sigma-star, then B")
     g.add_argument("--unconditional", action="store_true", help="no projection (use with a mixture model)")
     s.add_argument("--alpha", type=within(float, ALPHA_LIMITS, "alpha"), default=None,
@@ -162,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="measure sample accuracy, diversity, memorisation, PSNR, speed",
                        description="Evaluate a checkpoint (see engine/evaluate.py); prints JSON.")
-    e.add_argument("--checkpoint", default=None, help="feature-guided model (default: the shipped one)")
+    e.add_argument("--checkpoint", default=None,
+                   help="feature-guided or conditional model (default: the shipped feature-guided one)")
     e.add_argument("--mixture", default=None,
                    help="mixture model for the PSNR comparison (default: the shipped one, with the default checkpoint)")
     e.add_argument("--per-class", type=_positive(int), default=32, help="samples per class (default 32)")
@@ -311,7 +314,7 @@ def cmd_evaluate(a) -> int:
     for path, flag in ((a.out, "--out"), (a.card, "--card")):
         if path:
             writable_file(path, flag)
-    ckpt = load_checkpoint(a.checkpoint, a.device, kind="feature_guided")
+    ckpt = load_checkpoint(a.checkpoint, a.device, kind=("feature_guided", "conditional"))
     mix_path = a.mixture or (DEFAULT_MIXTURE if a.checkpoint is None else None)
     mixture = load_checkpoint(mix_path, a.device, kind="mixture", what="--mixture") if mix_path else None
     settings = _settings(a)

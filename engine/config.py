@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from .errors import EngineError
 from .precision import COMPILE, PRECISIONS
 
-KINDS = ("feature_guided", "mixture")
+KINDS = ("feature_guided", "mixture", "conditional")
 SCHEDULES = ("cosine", "constant")
 
 
@@ -122,6 +122,10 @@ class SamplerSettings:
         "estimate is above --eps-scale-sigma (1: the paper's sampler)", note="1: no scaling")
     eps_scale_sigma: float = setting(0.1, Limits(0.0, SIGMA_LIMITS.high),
                                      "noise level below which the residual is not scaled (0: never)")
+    # Classifier-free guidance of a conditional model (engine/conditional.py), in Ho & Salimans'
+    # convention: w = 0 is the conditional network alone, as guidance = 0 is the paper's target.
+    cfg: float = setting(0.0, Limits(0.0, 10.0), "conditional models: classifier-free guidance weight w, "
+                         "D_cond + w (D_cond - D_uncond) (0: the conditional network alone)")
 
     def __post_init__(self):
         check_fields(self)
@@ -151,6 +155,9 @@ class ModelConfig:
     matched_blocks: tuple[str, ...] | None = setting(
         None, help="blocks whose channel means are projected (default: mid and the decoder blocks but the "
         "last, mid,dec2 for three scales)", flag="--matched", parse=parse_names)
+    # Classes a conditional model is told through its class embeddings (engine/conditional.py), set
+    # by training from the dataset; 0: a network not told the class.
+    class_count: int = 0
 
     def __post_init__(self):
         self.widths = tuple(self.widths)
@@ -189,6 +196,8 @@ class ModelConfig:
 
     @property
     def kind(self) -> str:
+        if self.class_count:
+            return "conditional"
         return "feature_guided" if self.matched_blocks else "mixture"
 
 
@@ -196,8 +205,8 @@ class ModelConfig:
 class TrainConfig:
     """One training run (docs/method.md, "Loss")."""
     dataset: str = setting("textures", help="textures | ovals | a folder")
-    kind: str = setting("feature_guided", help="feature_guided (projection in the matched blocks) or mixture "
-                        "(no projection)", choices=KINDS)
+    kind: str = setting("feature_guided", help="feature_guided (projection in the matched blocks), mixture "
+                        "(no projection) or conditional (told the class by learned embeddings)", choices=KINDS)
     steps: int = setting(5000, Limits(1), "optimizer steps in all (with --resume: the run's own unless given, "
                          "or a larger number to extend it)")
     batch: int = setting(32, Limits(1), "batch size")
@@ -224,6 +233,11 @@ class TrainConfig:
     # own (docs/model.md, "How we got here"); 8 did worse. See engine/loss.py.
     pool: int = setting(4, Limits(1), "feature-guided: condition each image on the mean phi of this many "
                         "same-class partners at its sigma; divides --batch (1: a single partner, the paper's)")
+    # One network for the conditional and the unconditional denoiser that classifier-free guidance
+    # combines (Ho & Salimans 2022): the dropped images are told the null class.
+    class_dropout: float = setting(0.1, Limits(0, 1, open_high=True), "conditional: the fraction of each batch "
+                                   "told the null class instead of its own, so the network also denoises "
+                                   "unconditionally")
     # The average is kept beside the trained weights and used for model.pt (centroids, sampling).
     ema: float = setting(0.0, Limits(0, 1, open_high=True), "keep an exponential moving average of the weights "
                          "with this decay (e.g. 0.999) and ship it in model.pt (0: off, the final weights)")
@@ -254,10 +268,12 @@ class TrainConfig:
         if isinstance(self.compile, bool):       # as configs and recipes wrote it before `auto`
             self.compile = "on" if self.compile else "off"
         check_fields(self)
-        if self.kind == "mixture":
+        if self.kind in ("mixture", "conditional"):
             self.model.matched_blocks = ()
         elif not self.model.matched_blocks:
             raise EngineError("a feature-guided model needs at least one matched block")
+        if self.model.class_count and self.kind != "conditional":
+            raise EngineError(f"a {self.kind} model is not told the class (class_count is for conditional models)")
         if not self.loss_sigma_min < self.sigma_max:
             raise EngineError(f"loss_sigma_min must be below sigma_max {self.sigma_max} (0: train every sigma), "
                               f"got {self.loss_sigma_min}")

@@ -245,6 +245,9 @@ def _check_split(split: str) -> None:
 # ----------------------------------------------------------------------------- ovals
 
 OVAL_RATIOS = (0.2, 0.5, 1.0, 2.0, 5.0)
+# `ovals-holdout` trains without this class, whose answer interpolation between its neighbours
+# (0.5 and 2.0) can then be checked against: real images of it are the `ovals` class "ratio 1".
+HELD_OUT_RATIO = 1.0
 
 
 def oval_images(ratios: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -271,16 +274,21 @@ def oval_images(ratios: np.ndarray, size: int, rng: np.random.Generator) -> np.n
 
 
 def ovals(split: str, size: int = 32, channels: int = 1, n_per_class: int | None = None,
-          seed: int = 0) -> Dataset:
+          seed: int = 0, ratios: tuple[float, ...] = OVAL_RATIOS, name: str = "ovals") -> Dataset:
     _check_split(split)
     n = n_per_class or (2000 if split == "train" else 250)
     rng = np.random.default_rng([seed, 7, split == "test"])
-    labels = np.repeat(np.arange(len(OVAL_RATIOS)), n)
-    imgs = oval_images(np.array(OVAL_RATIOS)[labels], size, rng)
+    labels = np.repeat(np.arange(len(ratios)), n)
+    imgs = oval_images(np.array(ratios)[labels], size, rng)
     if channels == 3:
         imgs = np.repeat(imgs, 3, axis=1)
-    return Dataset(imgs, labels, [f"ratio {r:g}" for r in OVAL_RATIOS], "ovals",
-                   info={"ratios": list(OVAL_RATIOS)})
+    return Dataset(imgs, labels, [f"ratio {r:g}" for r in ratios], name, info={"ratios": list(ratios)})
+
+
+def ovals_holdout(split: str, **kw) -> Dataset:
+    """`ovals` without the class of ratio HELD_OUT_RATIO: the classes either side of it are
+    trained, it is what interpolating between them should reach."""
+    return ovals(split, ratios=tuple(r for r in OVAL_RATIOS if r != HELD_OUT_RATIO), name="ovals-holdout", **kw)
 
 
 def aspect_ratio(images: np.ndarray) -> np.ndarray:
@@ -355,13 +363,14 @@ def folder(path: str | Path, split: str, size: int = 32, channels: int = 1,
 from .textures import (TEXTURES, TEXTURES_V1, TEXTURES_V3, TextureSource, textures,  # noqa: E402,F401
                        textures_v1, textures_v3)
 
-BUILTIN = {"textures": textures, "textures-v1": textures_v1, "textures-v3": textures_v3, "ovals": ovals}
+BUILTIN = {"textures": textures, "textures-v1": textures_v1, "textures-v3": textures_v3, "ovals": ovals,
+           "ovals-holdout": ovals_holdout}
 
 
 def load_dataset(name: str, split: str = "train", size: int = 32, channels: int = 1,
                  n_per_class: int | None = None, seed: int = 0) -> Dataset:
-    """`textures`, `textures-v1` (the classes of the models shipped before), `ovals`, or a folder
-    path (see `folder`)."""
+    """`textures`, `textures-v1` (the classes of the models shipped before), `ovals`, `ovals-holdout`
+    (ovals without the ratio-1 class), or a folder path (see `folder`)."""
     if size < 8:
         raise EngineError(f"image size {size} is too small; use 8 or more")
     if channels not in (1, 3):

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .conditional import condition
 from .errors import EngineError
 from .metrics import psnr
 
@@ -41,10 +42,11 @@ def wrong_classes(labels: np.ndarray, k: int) -> np.ndarray:
 
 @torch.no_grad()
 def conditioned_denoise(ckpt, y: torch.Tensor, classes, sigma: float, batch: int = 256) -> torch.Tensor:
-    """f(y, phibar_c(sigma)) with c the class of each image (a (B,) array or a single class)."""
+    """f(y, phibar_c(sigma)) with c the class of each image (a (B,) array or a single class); a
+    conditional model's f(y, e_c) (engine/conditional.py, `condition`)."""
     c = torch.as_tensor(np.broadcast_to(np.asarray(classes), (len(y),)).copy(), dtype=torch.long)
     s = torch.full((len(y),), float(sigma))
-    return torch.cat([ckpt.denoise(y[i:i + batch], ckpt.centroid(c[i:i + batch], s[i:i + batch])).cpu()
+    return torch.cat([ckpt.denoise(y[i:i + batch], condition(ckpt, c[i:i + batch], s[i:i + batch])).cpu()
                       for i in range(0, len(y), batch)])
 
 

@@ -262,6 +262,7 @@ def model_card(ckpt, mixture, report: dict) -> str:
                 f"{info.get('wall_seconds', 0) / 60:.0f} min on {info.get('machine', '?')} (torch {info.get('torch', '?')})\n"
                 f"- noise levels up to sigma {c.train_config.sigma_max:g}, {loss_name(c.train_config.sigma_data)}"
                 + (f", targets pooled over {c.train_config.pool} partners" if c.kind == "feature_guided" else "")
+                + (f", class dropout {c.train_config.class_dropout:g}" if c.kind == "conditional" else "")
                 + (f", weights averaged (ema {c.train_config.ema:g})" if c.train_config.ema else "")
                 + "\n"
                 f"- dataset `{c.train_config.dataset}`: {info.get('train_images', '?')} training crops, "
@@ -302,7 +303,8 @@ def model_card(ckpt, mixture, report: dict) -> str:
                     f"{loss_name(t['sigma_data'])}, {(run.get('wall_seconds') or 0) / 60:.0f} min{grown}\n")
             widths = was
         return out
-    lines = ["# Model card", "", "## Feature-guided model", run_facts(ckpt)]
+    title = "Conditional model (told the class)" if ckpt.kind == "conditional" else "Feature-guided model"
+    lines = ["# Model card", "", f"## {title}", run_facts(ckpt)]
     if mixture is not None:
         lines += ["## Mixture model (baseline)", run_facts(mixture)]
     lines += ["## Measured (`python -m engine evaluate`)", "",

@@ -4,6 +4,8 @@ Feature-guided:  E || f(x + sigma z, phi(x' + sigma z')) - x ||^2,  x' another i
                  the same class (a fresh partner every step), phi computed by the same
                  network in the same pass, gradients flowing through both.
 Mixture:         E || f(x + sigma z) - x ||^2 on all classes, no projection.
+Conditional:     E || f(x + sigma z, e_c) - x ||^2, e_c the embedding of x's class, or of the
+                 null class for a dropped fraction (engine/conditional.py).
 
 Noise law (our choice): per image, half the draws log-uniform on [0.005, sigma_max]
 (detail at small sigma, where the sampler spends most of its steps) and half uniform on
@@ -95,13 +97,15 @@ def loss_weights(sigma: torch.Tensor, sigma_data: float, sigma_min: float = 0.0,
 
 def denoising_loss(net, x: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor, reference: torch.Tensor | None = None,
                    pool: int = 1, sigma_data: float = 0.0, sigma_min: float = 0.0, cap: float = 0.0,
-                   autocast=contextlib.nullcontext) -> tuple[torch.Tensor, torch.Tensor]:
+                   autocast=contextlib.nullcontext,
+                   labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss of one batch: (weighted mean loss, per-image plain MSE (B,)).
 
     x: clean images, y = x + sigma z, sigma (B, ...) their noise levels; reference: the partners
     x' + sigma z' (feature-guided) or None (mixture). Each image is conditioned on the pooled phi
-    of its group's references, computed by `net` in the same pass (UNet.forward)."""
+    of its group's references, computed by `net` in the same pass (UNet.forward); labels: the
+    classes a conditional network is told (ConditionalUNet.forward), or None."""
     with autocast():
-        denoised, _ = net(y, reference=reference, pool=pool)
+        denoised, _ = net(y, reference=reference, pool=pool) if labels is None else net(y, labels=labels)
     mse = ((denoised.float() - x) ** 2).mean(dim=(1, 2, 3))
     return (loss_weights(sigma.flatten(), sigma_data, sigma_min, cap) * mse).mean(), mse

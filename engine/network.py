@@ -103,7 +103,8 @@ class UNet(nn.Module):
         return self.layout.dim
 
     def forward(self, y: torch.Tensor, target: torch.Tensor | None = None,
-                reference: torch.Tensor | None = None, pool: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+                reference: torch.Tensor | None = None, pool: int = 1,
+                scales: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Denoise y (B, C, H, W). Returns (f(y), phi(y)).
 
         target:    (B, phi_dim) or (phi_dim,) target phi*; None: no projection.
@@ -112,6 +113,8 @@ class UNet(nn.Module):
                    This is the training pairing of docs/method.md, "Loss", in one batched pass.
         pool:      with a reference, y[i] is conditioned on the mean phi of the references in
                    its group of `pool` consecutive images (engine/loss.py, `pooled`).
+        scales:    per block, (B, width) gains multiplying its output channels: how the class-
+                   conditional network (engine/conditional.py) is told the class, bias-free.
         phi is read before each projection, so blocks up to the first matched block give
         the plain phi(y); later ones are the features of the guided pass.
         """
@@ -132,6 +135,8 @@ class UNet(nn.Module):
         last_matched = matched[-1] if reference is not None and matched else None
 
         def visit(name: str, a: torch.Tensor) -> torch.Tensor:
+            if scales is not None:
+                a = a * scales[name].to(a.dtype)[:, :, None, None]
             if name in self.layout.slices:
                 phis[name] = channel_means(a)
             if name in self.gains:

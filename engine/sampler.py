@@ -39,6 +39,10 @@ image no member of it resembles, and the denoiser,
 trained on images whose brightness agrees with their class, kept that brightness
 (docs/method.md, "Sampler defaults"). `start` overrides it; the bifurcation experiment passes
 the data mean so that both targets share y_0 exactly.
+
+A class-conditional model (engine/conditional.py) walks the same loop: what it is told for a
+class is its embedding (`condition`, read where a feature-guided model reads its centroid), and
+classifier-free guidance is its denoiser (SamplerSettings.cfg; w = 0: the network alone).
 """
 from __future__ import annotations
 
@@ -50,6 +54,7 @@ import numpy as np
 import torch
 
 from .centroids import CentroidTable, compute_centroids
+from .conditional import ClassifierFreeGuidance, condition
 from .config import ALPHA_LIMITS, SamplerSettings
 from .errors import EngineError
 
@@ -146,7 +151,7 @@ class ClassTarget(Target):
     name: str | int
 
     def phi(self, ckpt, sigma):
-        return ckpt.centroid(self.name, sigma)
+        return condition(ckpt, self.name, sigma)
 
     def start(self, ckpt):
         return ckpt.class_mean(self.name)
@@ -166,7 +171,7 @@ class Interpolation(Target):
         ALPHA_LIMITS.check("alpha", self.alpha, "0: class a, 1: class b; outside [0, 1] extrapolates")
 
     def phi(self, ckpt, sigma):
-        return (1 - self.alpha) * ckpt.centroid(self.a, sigma) + self.alpha * ckpt.centroid(self.b, sigma)
+        return (1 - self.alpha) * condition(ckpt, self.a, sigma) + self.alpha * condition(ckpt, self.b, sigma)
 
     def start(self, ckpt):
         return ((1 - self.alpha) * ckpt.class_mean(self.a) + self.alpha * ckpt.class_mean(self.b)).clamp(0, 1)
@@ -188,7 +193,7 @@ class Switch(Target):
                               f"{settings.sigma_0:g}, where the walk passes it; got {self.sigma_star}")
 
     def phi(self, ckpt, sigma):
-        pa, pb = ckpt.centroid(self.a, sigma), ckpt.centroid(self.b, sigma)
+        pa, pb = condition(ckpt, self.a, sigma), condition(ckpt, self.b, sigma)
         return torch.where((sigma > self.sigma_star)[:, None].to(pa.device), pa, pb)
 
     def start(self, ckpt):
@@ -268,8 +273,10 @@ def walk(denoiser: Denoiser, target: TargetFunction, y: torch.Tensor, gens: list
     target(sigma (B,)) -> phi*(sigma) (B, D), or None for no projection;
     gens: one noise stream per image (image_generators), y_0's noise already drawn from them;
     phi_dim: D, for the record of step 0 (before any denoiser call); nfe: evaluations per image
-    already spent (a target's set-up)."""
+    already spent (a target's set-up). A denoiser that evaluates a network more than once per
+    image says how often in `evaluations` (classifier-free guidance: twice)."""
     s = settings
+    cost = getattr(denoiser, "evaluations", 1)
     y = y.clone()
     n, dev, shape = len(y), y.device, tuple(y.shape[1:])
     sigma = torch.full((n,), s.sigma_0, device=dev)
@@ -283,7 +290,7 @@ def walk(denoiser: Denoiser, target: TargetFunction, y: torch.Tensor, gens: list
         idx = torch.nonzero(active).flatten()
         ya = y[idx]
         f, phi_a = denoiser(ya, target(sigma[idx]))
-        nfe += 1
+        nfe += cost
         z = _noise(gens, shape).to(dev)[idx]              # every stream advances every step
         y[idx], sig = step(ya, f, z, t, s.h0, s.beta, residual_scale(sigma[idx], s))
         denoised[idx], phi[idx], sigma[idx] = f, phi_a, sig
@@ -293,7 +300,7 @@ def walk(denoiser: Denoiser, target: TargetFunction, y: torch.Tensor, gens: list
 
     # the returned sample: f(y_T, phi*) at each image's final noise level
     final, phi_T = denoiser(y, target(sigma))
-    nfe += 1
+    nfe += cost
     yield Step(t, y.clone(), final.clamp(0, 1), sigma.clone(), phi_T, active.clone(), nfe, final=True)
 
 
@@ -324,13 +331,24 @@ def sample(ckpt, target: Target | None = None, n: int = 16, seed: int = 0,
         raise EngineError(f"number of samples must be at least 1, got {n}")
     if ckpt.kind == "mixture" and not isinstance(target, Unconditional):
         raise EngineError("the mixture model cannot be conditioned; use --unconditional or a feature-guided model")
+    if ckpt.kind == "conditional":
+        if isinstance(target, ImageTarget):
+            raise EngineError("a conditional model is told classes, not images; condition on images with a "
+                              "feature-guided model")
+        if s.guidance:
+            raise EngineError("--guidance carries a feature-guided target; a conditional model takes "
+                              "classifier-free guidance (--cfg)")
+    elif s.cfg:
+        raise EngineError(f"--cfg is classifier-free guidance of a conditional model; this is a {ckpt.kind} model")
     # a target's set-up work is shared by the n samples: each is charged its share, rounded up
     setup = target.prepare(ckpt)
     dev = ckpt.device
     gens = image_generators(seed, n)
     mean = torch.as_tensor(target.start(ckpt) if start is None else start, dtype=torch.float32)
     y = mean.to(dev)[None, :, None, None] + s.sigma_0 * _noise(gens, ckpt.shape).to(dev)
-    yield from walk(checkpoint_denoiser(ckpt), target_function(ckpt, target, s.guidance), y, gens, s,
+    guide = s.cfg and not isinstance(target, Unconditional)     # the unconditional walk has no D_cond
+    denoiser = ClassifierFreeGuidance(ckpt, s.cfg) if guide else checkpoint_denoiser(ckpt)
+    yield from walk(denoiser, target_function(ckpt, target, s.guidance), y, gens, s,
                     ckpt.model.phi_dim, nfe=math.ceil(setup / n))
 
 

@@ -33,12 +33,13 @@ from tqdm import tqdm
 from . import distributed, stream as streaming
 from .centroids import compute_centroids
 from .checkpoint import MODEL_FILE, STATE_FILE, load_weights, model_state, pick_device, read_file, save_atomic
+from .conditional import drop_classes, network_for
 from .config import TrainConfig
 from .data import augment, load_dataset
 from .errors import EngineError
 from .grow import widen
 from .loss import denoising_loss, partners, sample_sigmas, stratified_sigmas
-from .network import BiasFreeNorm, UNet
+from .network import BiasFreeNorm
 from .paths import writable_dir
 from .precision import Compiled, pays_to_compile, resolve
 
@@ -140,6 +141,7 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
     writable_dir(out, "--out")
     device = pick_device(cfg.device)
     guided = cfg.kind == "feature_guided"
+    conditional = cfg.kind == "conditional"          # told each image's class (engine/conditional.py)
     policy = resolve(cfg.precision, device)
     # each process takes a contiguous share of the batch: whole pools, so that a group of
     # `pool` images of one class at one sigma is conditioned on its own partners' mean phi
@@ -162,11 +164,13 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
         images = torch.from_numpy(data.images).to(device)
         mean = images.mean(dim=(0, 2, 3)).cpu()
     labels = torch.from_numpy(data.labels)
+    if conditional:
+        cfg.model = replace(cfg.model, class_count=len(data.classes))
     by_class = [torch.nonzero(labels == c).flatten() for c in range(len(data.classes))]
     symmetries = data.symmetries
 
     torch.manual_seed(cfg.seed)
-    model = UNet(cfg.model).to(device)
+    model = network_for(cfg.model).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     step, elapsed, history = 0, 0.0, []
@@ -317,8 +321,10 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
             ref = ref.contiguous(memory_format=torch.channels_last) if ref is not None else None
         for g in opt.param_groups:
             g["lr"] = learning_rate(cfg, step)
+        told = drop_classes(labels[idx], cfg.class_dropout, len(data.classes), gen).to(device)[part] \
+            if conditional else None
         loss, mse = denoising_loss(net, x, y, sigma, ref, cfg.pool if guided else 1, cfg.sigma_data,
-                                   cfg.loss_sigma_min, cfg.weight_cap, policy.autocast)
+                                   cfg.loss_sigma_min, cfg.weight_cap, policy.autocast, labels=told)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -358,7 +364,7 @@ def recompute_centroids(path: str | Path, per_class: int = 256, seed: int = 0, d
     """Recompute and store the centroid table of a checkpoint (model.pt or a run folder)."""
     state = read_file(path)
     cfg = TrainConfig(**state["train_config"])
-    model = UNet(cfg.model).to(pick_device(device))
+    model = network_for(cfg.model).to(pick_device(device))
     load_weights(model, state["model"], path)
     if cfg.stream:                        # read per class, as training did (engine/stream.py)
         data = streaming.FolderStream(cfg.dataset, "train", cfg.model.size, cfg.model.channels,
