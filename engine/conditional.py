@@ -92,8 +92,9 @@ def condition(ckpt, name: str | int | torch.Tensor, sigma: float | torch.Tensor)
     """What a checkpoint's network is told for a class at sigma: the centroid phibar_c(sigma) of a
     feature-guided model (Checkpoint.centroid), the embedding e_c of a conditional one (the same at
     every sigma). `name`: a class name or index, or a (B,) tensor of indices; shaped as
-    Checkpoint.centroid: (D,) for a float sigma, (B, D) for a tensor of sigmas."""
-    if ckpt.kind != "conditional":
+    Checkpoint.centroid: (D,) for a float sigma, (B, D) for a tensor of sigmas. Stand-ins for a
+    checkpoint that say no kind (tests, experiments/wiener_reference.py) are read as feature-guided."""
+    if getattr(ckpt, "kind", None) != "conditional":
         return ckpt.centroid(name, sigma)
     if isinstance(name, torch.Tensor):
         return ckpt.model.embeddings.detach()[name.to(ckpt.device)]
