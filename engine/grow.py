@@ -68,6 +68,8 @@ def widen(state: dict[str, torch.Tensor], old: ModelConfig, new: ModelConfig,
 
     Only widths may differ, and none may shrink; the new channels start from UNet's own
     initialisation (seeded)."""
+    if old.class_count:           # its class embeddings hold gains per channel of the old widths
+        raise EngineError("a conditional network cannot be widened; train one at the widths wanted")
     if (len(new.widths) != len(old.widths) or any(n < o for n, o in zip(new.widths, old.widths))
             or (new.channels, new.size, new.feature_blocks, new.matched_blocks)
             != (old.channels, old.size, old.feature_blocks, old.matched_blocks)):

@@ -193,6 +193,8 @@ def test_a_conditional_run_resumes_and_its_checkpoint_round_trips(tmp_path, cond
     assert torch.equal(ckpt.model.embeddings.detach(), resumed["embeddings"])
     with pytest.raises(EngineError, match="where a feature_guided model is needed"):
         load_checkpoint(out, device="cpu", kind="feature_guided")
+    with pytest.raises(EngineError, match="cannot be widened"):
+        train(tiny_config("conditional"), tmp_path / "wide", init=out, widths=(12, 16), **QUIET)
 
 
 def test_the_command_line_samples_a_conditional_checkpoint(tmp_path, cond_dir, cond, tiny_fg_dir, capsys):
