@@ -139,7 +139,7 @@ def distance_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], marks: dic
                                      hovertemplate=f"{name}: bifurcation at sigma %{{x:.3f}}<extra></extra>"))
     if step_sigma is not None:
         fig.add_vline(x=step_sigma, line=dict(color="#888", dash="dot"))
-    title = "Distance between the trajectories; ★ marks where each pair parts"
+    title = "Distance between the paths (★: where a pair parts)"
     base_layout(fig, title + (f"<br><sup>{model}</sup>" if model else ""), height=height,
                 legend=dict(orientation="h", x=0, y=-0.28, font=dict(size=11)), showlegend=True,
                 margin=dict(l=55, r=15, t=55, b=40))

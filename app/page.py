@@ -29,6 +29,8 @@ from .tabs.embeddings import draw, model_choices
 
 CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
+/* a picture's label floats over its top: the picture starts below it, so no row is hidden */
+.pixelated .image-container { padding-top: 30px; box-sizing: border-box; }
 .run-status { display: flex; align-items: center; gap: 12px; font-size: 0.95em; min-height: 1.6em; }
 .run-progress { width: 160px; height: 12px; flex: none; }
 .run-status.done span { color: var(--body-text-color); }
@@ -52,6 +54,9 @@ CSS = """
   border: none !important; background: none !important; text-align: center !important; opacity: 1 !important;
   padding: 1px 0 3px 0 !important; font-size: 0.8em !important; line-height: 1.35; overflow: visible !important; }
 .captioned .grid-wrap { padding-top: 30px !important; box-sizing: border-box; }      /* clear of the label */
+/* gradio's columns are at least 100 px wide: as many as asked must fit the gallery, smaller if need be */
+.captioned .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important;
+  grid-template-rows: none !important; grid-auto-rows: auto !important; }
 .captioned .gallery-item button { display: flex !important; flex-direction: column; }
 .captioned .gallery-item img { flex: 1 1 auto; min-height: 0; height: auto !important; object-fit: contain !important; }
 """

@@ -43,7 +43,9 @@ SAMPLE_MORE = (
     "paper). **Epsilon scaling** lambda divides each step's residual f(y_t) - y_t by lambda while sigma is above "
     "0.1 (1: off, as in the paper). The same seed gives the same samples; the JSON download holds the command "
     "that reproduces the run. When the run ends, the left panel shows the path of the first samples from noise "
-    "to sample.")
+    "to sample. sigma is the noise level the sampler estimates in y_t from the image itself, so at the start it "
+    "can read a little above the 1 it starts from; a run that reaches its step limit before sigma_L stops there, and "
+    "the status says so: those samples keep a little noise.")
 
 INTERPOLATE = ("Blend two class centroids with weight alpha (0: A, 1: B), or switch class at a noise level; "
                "the chart is an independent classifier's verdict.")

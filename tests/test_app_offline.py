@@ -228,7 +228,7 @@ def test_uploads_are_placed_against_the_class_centroids(tiny_fg, tiny_atlas, tmp
     assert "within the class" in views.placement_text(Nearest(1, 1.0, 2.0, 0.5))
     preview = views.preview_uploads([bad_uploads(tmp_path)["rgba.png"][0]])
     assert preview.picture.dtype == np.uint8 and "times its spread" in preview.message
-    assert "40x40 pixels, cut into 4 crops of 16 pixels" in preview.message
+    assert "read as 4 crop(s)" in preview.message and "1 of them cut into crops of 16 pixels" in preview.message
 
 
 def test_correlations_are_described_by_their_strength():

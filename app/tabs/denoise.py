@@ -68,7 +68,9 @@ def build(w: Wiring) -> DenoiseTab:
     pick.select(pick_test, [indices], [index, image], api_visibility="private", queue=False).then(
         draw, inputs, outputs + [error], api_visibility="private", **LIVE)
     # an upload replaces the test image: the gallery's highlight goes, and the upload (or its refusal) shows at once
-    image.upload(lambda: gr.update(selected_index=None), None, pick, api_visibility="private", queue=False).then(
+    # gradio keeps a gallery's selection whatever the server sends: the page drops the highlight itself
+    unpick = "() => document.querySelectorAll('#den-pick .selected').forEach(e => e.classList.remove('selected'))"
+    image.upload(None, None, None, js=unpick, api_visibility="private", queue=False).then(
         draw, inputs, outputs + [error], api_visibility="private", **LIVE)
     image.clear(draw, inputs, outputs + [error], api_visibility="private", **LIVE)
     index.input(lambda: None, None, image, api_visibility="private", queue=False).then(

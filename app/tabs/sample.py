@@ -18,7 +18,7 @@ from .common import HIDDEN, IMAGE_KW, Wiring, about, error_status
 # The pictures: 430 px shows 16 samples at 3x with the grid in view at 1280x800; the upload
 # message line above them takes the difference when conditioning on uploaded images.
 SAMPLE_HEIGHT = 430
-UPLOAD_MSG_HEIGHT = 70
+UPLOAD_MSG_HEIGHT = 140
 
 
 @dataclass
@@ -68,11 +68,12 @@ def build(w: Wiring) -> SampleTab:
     upload_msg = gr.Markdown(elem_id="sample-upload-msg", visible=False)
     status = gr.HTML(label="status", elem_id="sample-status")
     with gr.Row():
-        y = gr.Image(label="y_t: the noisy images (at the end: the path of the first samples)",
-                     height=SAMPLE_HEIGHT, scale=1, elem_id="sample-y", **IMAGE_KW)
-        f = gr.Image(label="f(y_t): the denoised estimate (at the end: the samples)",
-                     height=SAMPLE_HEIGHT, scale=1, elem_id="sample-f", **IMAGE_KW)
-        real = gr.Image(label="real images to compare (or yours)", height=SAMPLE_HEIGHT, scale=1,
+        y = gr.Image(label="y_t (at the end: the path of 4 samples)",
+                     height=SAMPLE_HEIGHT, scale=5, elem_id="sample-y", **IMAGE_KW)
+        f = gr.Image(label="f(y_t), the estimate (at the end: the samples)",
+                     height=SAMPLE_HEIGHT, scale=5, elem_id="sample-f", **IMAGE_KW)
+        # 3 columns of real crops need less width than 4 of samples: both at the same scale
+        real = gr.Image(label="real images to compare (or yours)", height=SAMPLE_HEIGHT, scale=4,
                         elem_id="sample-real", **IMAGE_KW)
     grid = gr.Image(label="final samples", elem_id="sample-grid", **HIDDEN, **IMAGE_KW)
     files = gr.File(label="Downloads: PNG grid, trajectory GIF, .npy array, JSON with the command",
@@ -84,9 +85,10 @@ def build(w: Wiring) -> SampleTab:
         """The upload widget and its message for uploads (the pictures shortened by the message's
         height, so the whole grid stays in view at 1280x800), the class otherwise; the last run's
         results no longer answer the controls, so they go."""
-        pictures = gr.update(height=SAMPLE_HEIGHT - UPLOAD_MSG_HEIGHT if c == IMAGES else SAMPLE_HEIGHT)
+        height = SAMPLE_HEIGHT - UPLOAD_MSG_HEIGHT if c == IMAGES else SAMPLE_HEIGHT
+        pictures = [gr.update(value=None, height=height) for _ in range(3)]      # one update per component
         return (gr.update(visible=c == IMAGES), gr.update(visible=c == IMAGES), gr.update(visible=c == CLASS),
-                pictures, pictures, gr.update(value=None, height=pictures["height"]), None, None, "")
+                *pictures, None, None, "")
 
     condition.input(condition_shown, condition, [images, upload_msg, cls, y, f, real, grid, files, status],
                     api_visibility="private", queue=False)

@@ -72,7 +72,7 @@ class ViewBase:
     def reading_text(self, counts: Counter | None, n: int, target: str | None) -> str:
         if counts is None:
             return self.ctx.classifier.status()
-        head = "the independent classifier (trained on real crops) reads "
+        head = "the independent classifier reads "
         if target is not None:
             others = Counter(counts)
             hits = others.pop(target, 0)

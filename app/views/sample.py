@@ -15,14 +15,12 @@ from engine.sampler import ClassTarget, ImageTarget, Unconditional, sample
 
 from .. import imaging, runs
 from ..common import (CLASS, GRID_PX, IMAGES, MIXTURE_MODE, Result, check_count, check_seed,
-                      file_list, markdown_bold, number, status_html)
+                      file_list, number, status_html)
 from ..errors import user_errors
 from .base import ViewBase, progress_fraction
 
 PATH_SAMPLES, PATH_STEPS = 4, 6      # the path picture at the end of a run: samples x noise levels
 FRAME_SECONDS = 0.25                 # stream a picture at most this often (the sampler runs faster)
-SIGMA_WORDS = ("&sigma; is the noise the sampler estimates in y_t from the image itself, so at the start it "
-               "can read a little above the 1 it starts from")
 
 
 @dataclass
@@ -48,7 +46,7 @@ def settings_from(beta, h0, guidance, eps_scale) -> SamplerSettings:
                            eps_scale=number(eps_scale, "epsilon scaling"))
 
 
-REAL_SHOWN, REAL_COLUMNS = 12, 3    # real images beside the samples: 3 columns at the samples' scale
+REAL_SHOWN, REAL_COLUMNS = 9, 3     # real images beside the samples: 3 x 3 at the samples' scale
 
 
 def real_grid(images: np.ndarray) -> np.ndarray:
@@ -97,9 +95,12 @@ class SampleView(ViewBase):
         except EngineError as e:          # shown beside the upload, in the page; the server carries on
             return UploadPreview(None, f"**Refused:** {e}.", True)
         size = self.ctx.fg.shape[2]
+        cut = sum("cut into" in h for h in up.how)
+        how = (f"{cut} of them cut into crops of {size} pixels at their own scale, the training scale" if cut
+               else f"fitted to {size} pixels")
         return UploadPreview(real_grid(up.images), (
-            f"{len(up.names)} conditioning image(s) read as {len(up.images)} crop(s) of {size} pixels (right): "
-            f"{up.words()}. " + self.placement_text(self.placement(up.images), short=True) + "."), False)
+            f"{len(up.names)} conditioning image(s) read as {len(up.images)} crop(s), right ({how}) &middot; "
+            + self.placement_text(self.placement(up.images), short=True)), False)
 
     def comparison(self, condition: str, class_name: str, uploads: np.ndarray | None) -> np.ndarray | None:
         """Real images to judge the samples against, at the samples' scale: held-out test crops of the
@@ -143,8 +144,6 @@ class SampleView(ViewBase):
         last_shown = -1.0
         frames = FrameRecorder()
         arrays = None if uploads is None else uploads.images
-        # the upload message above the run says it in full; the status keeps the short form
-        where = self.placement_text(self.placement(arrays), short=True) if arrays is not None else ""
         step = None
         compare = self.comparison(condition, class_name, arrays)
         for step in sample(ckpt, target, n=n, seed=seed, settings=settings):
@@ -182,18 +181,16 @@ class SampleView(ViewBase):
         files = runs.write_downloads(self.ctx.new_run_dir(), samples, frames.frames(), record)
         path, sigmas = frames.path()
         if limit:
-            ended = (f"<b>stopped at the step limit</b> ({settings.max_steps} steps): {limit['stopped_at_step_limit']} "
-                     f"of {n} images end at &sigma; up to {limit['highest_final_sigma']:.3f} &gt; &sigma;_L = "
-                     f"{settings.sigma_L:g}, so they keep a little noise (a larger beta or h0 takes fewer steps)")
+            ended = (f"<b>stopped at the step limit</b> of {settings.max_steps}: {limit['stopped_at_step_limit']} of {n} "
+                     f"still at &sigma; up to {limit['highest_final_sigma']:.3f} &gt; {settings.sigma_L:g}, a little "
+                     "noise left")
         else:
             ended = f"<b>done</b>: {n} samples"
-        text = (f"{ended} &middot; conditioned on {what} in {seconds:.1f} s &middot; {steps} steps &middot; "
-                f"{step.nfe} network evaluations per image &middot; seed {seed} &middot; model "
-                f"{self.ctx.label}<br>"
+        text = (f"{ended} &middot; {what} &middot; {seconds:.1f} s &middot; {steps} steps &middot; seed {seed} "
+                f"&middot; model {self.ctx.label}<br>"
                 + self.reading_text(counts, n, target.name if condition == CLASS else None)
-                + f" &middot; left: the path of the first {min(n, PATH_SAMPLES)} samples, &sigma; = "
-                + ", ".join(f"{v:.2g}" for v in sigmas) + f" from left to right ({SIGMA_WORDS})."
-                + (f" &middot; {markdown_bold(where)}" if where else ""))
+                + f" &middot; left: the path of the first {min(n, PATH_SAMPLES)} samples at &sigma; "
+                + ", ".join(f"{v:.2g}" for v in sigmas))
         yield SampleUpdate(path, imaging.grid(samples, px=GRID_PX),
                            status_html(text, 1.0, "done limit" if limit else "done"),
                            imaging.grid(samples, px=GRID_PX), files, gr.skip())

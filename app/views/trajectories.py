@@ -81,8 +81,8 @@ class TrajectoriesView(ViewBase):
         emb = atlas.embedding(FG, layer, s, "umap")
         s_used = atlas.sigmas[atlas.sigma_index(s)]
         fig = figures.map_figure(emb.coords, atlas.labels, atlas.classes, emb.centroids,
-                                 f"phi(y_t) paths in the map of layer {layer}, sigma = {s_used:g} "
-                                 f"({emb.method.upper()})", emb.method, faint=True, height=400)
+                                 f"Paths of phi(y_t): {layer}, sigma {s_used:g} ({emb.method.upper()})", emb.method,
+                                 faint=True, height=400)
         paths = [atlas.place(FG, layer, s_used, p, method=emb.method) for p in data["phi"]]
         cols = [colour_of(n_, self.ctx.classes) for n_ in data["names"]]
         return figures.add_paths(fig, paths, data["names"], cols, list(data["sigma"]), step)
