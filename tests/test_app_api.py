@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import time
 
 import numpy as np
 import pytest
@@ -206,3 +207,58 @@ def test_distances_and_pair_samples(client, app_server):
     assert (z["shape"].replace(" ", "") == f"{k},{k}") if isinstance(z, dict) else len(z) == k
     a, b = client.predict(app_server.fg.classes[0], app_server.fg.classes[1], 2, 0, api_name="/pair_samples")
     assert a.endswith(".png") and b.endswith(".png")
+
+
+@pytest.fixture
+def keys_asked(app_server, monkeypatch):
+    """The picker entries the server's endpoints were asked for, in order."""
+    registry = app_server.demo.registry
+    asked, views = [], registry.views
+
+    def spy(key=None):
+        asked.append(key)
+        return views(key)
+    monkeypatch.setattr(registry, "views", spy)
+    return asked
+
+
+def test_every_endpoint_answers_from_the_model_named_by_checkpoint(client, app_server, keys_asked, tmp_path):
+    """The second entry of the picker (the tiny model without a mixture) through every endpoint: each
+    answer names that model or shows what only it lacks (a mixture model)."""
+    from app_fixtures import SECOND
+    from engine.sampler import Interpolation
+    classes = app_server.fg.classes
+    a, b = classes[:2]
+    fig, note = client.predict("feature_guided", "mid", 0.05, "pca", None, checkpoint=SECOND, api_name="/embedding")
+    assert json.loads(fig["plot"])["layout"]["title"]["text"].startswith(SECOND + ":")
+    final = client.predict("class", a, None, 2, 3, 0.25, 0.01, checkpoint=SECOND, api_name="/sample")
+    assert f"model {SECOND}" in final[2]
+    assert json.loads(open(by_name(final[4])["json"]).read())["model"] == SECOND
+    with pytest.raises(AppError, match="no mixture model is loaded"):         # the first entry has one
+        client.predict("mixture model (unconditional)", None, None, 2, 0, 0.25, 0.01, checkpoint=SECOND,
+                       api_name="/sample")
+    _, _, summary = client.predict(a, b, "blend", 0.3, 0.3, 2, 0, checkpoint=SECOND, api_name="/interpolate")
+    assert summary.endswith(".") and f"model {SECOND}." in summary
+    _, strip_fig, _ = client.predict(a, b, 1, 0, checkpoint=SECOND, api_name="/interpolate_strip")
+    assert SECOND in json.loads(strip_fig["plot"])["layout"]["title"]["text"]
+    *_, summary = client.predict(classes[:2], 0, "mid", 0.05, checkpoint=SECOND, api_name="/trajectories")
+    assert summary["model"] == SECOND
+    _, _, summary = client.predict(0, handle_file(bad_uploads(tmp_path)["rgba.png"][0]), 0.5, 0, checkpoint=SECOND,
+                                   api_name="/denoise")
+    assert summary["model"] == SECOND and summary["psnr_mixture"] is None
+    grid_a, grid_b = client.predict(a, b, 2, 0, checkpoint=SECOND, api_name="/pair_samples")
+    assert grid_a.endswith(".png") and grid_b.endswith(".png")
+    # the distances need the second model's atlas and measures, made in the background once it is first
+    # used: wait for them (a guard against a hang, not a speed bar)
+    deadline = time.monotonic() + 900
+    while True:
+        try:
+            *_, summary = client.predict("mid", 0.05, checkpoint=SECOND, api_name="/distances")
+            break
+        except AppError as e:
+            if "Preparing the atlas" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+    assert summary["model"] == SECOND
+    assert set(keys_asked) == {SECOND}, keys_asked        # every call went to the second entry
+    assert len(keys_asked) >= 9
