@@ -240,9 +240,9 @@ def test_outputs_devices_sizes_and_numbers_are_checked_before_any_work(tmp_path,
 def test_each_checkpoint_must_be_of_the_kind_its_option_names(tmp_path, tiny_fg_dir, tiny_mixture_dir, capsys):
     line = error_line(capsys, "evaluate", "--checkpoint", tiny_fg_dir, "--mixture", tiny_fg_dir, "--no-timing")
     assert "--mixture" in line and "a mixture model is needed" in line
-    for command in ("evaluate", "benchmark"):
+    for command, kinds in (("evaluate", "feature_guided or conditional"), ("benchmark", "feature_guided")):
         line = error_line(capsys, command, "--checkpoint", tiny_mixture_dir)
-        assert "a feature_guided model is needed" in line and "--unconditional" not in line
+        assert f"a {kinds} model is needed" in line and "--unconditional" not in line
     line = error_line(capsys, "atlas", "--checkpoint", tiny_mixture_dir, "--out", tmp_path / "atlas")
     assert "a feature_guided model is needed" in line
 
