@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--card", default=None,
                    help="also write a markdown model card to this file (a section from a '## Status' heading "
                         "on, already in it, is kept)")
+    e.add_argument("--sheet", default=None,
+                   help="also draw FILE.png: per class, 8 real held-out crops beside 8 of the samples")
     e.add_argument("--device", default="auto")
 
     from .benchmark import precision_flags, register as benchmark
@@ -311,7 +313,9 @@ def cmd_dataset(a) -> int:
 def cmd_evaluate(a) -> int:
     from .checkpoint import DEFAULT_MIXTURE, load_checkpoint
     from .evaluate import evaluate, model_card, to_json, write_card
-    for path, flag in ((a.out, "--out"), (a.card, "--card")):
+    if a.sheet and Path(a.sheet).suffix.lower() != ".png":
+        raise EngineError(f"--sheet {a.sheet}: use a .png file name")
+    for path, flag in ((a.out, "--out"), (a.card, "--card"), (a.sheet, "--sheet")):
         if path:
             writable_file(path, flag)
     ckpt = load_checkpoint(a.checkpoint, a.device, kind=("feature_guided", "conditional"))
@@ -322,7 +326,7 @@ def cmd_evaluate(a) -> int:
         if model is not None:
             model.use_precision(a.precision, a.compile, work=len(ckpt.classes) * a.per_class * settings.max_steps)
     report = evaluate(ckpt, mixture, per_class=a.per_class, seed=a.seed,
-                      settings=settings, timing=not a.no_timing)
+                      settings=settings, timing=not a.no_timing, sheet=a.sheet)
     report["precision"] = {**ckpt.policy.describe(), "compiled": ckpt.compiled}
     text = to_json(report)
     print(text)

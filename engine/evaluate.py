@@ -55,6 +55,7 @@ from .metrics import kernel_distance, mean_pairwise_distance, nearest_distance, 
 from .config import SamplerSettings
 from .paths import shown_path
 from .sampler import ClassTarget, run
+from .sheet import sample_sheet
 
 PSNR_SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0)
 GAP_SIGMAS = (0.05, 0.2)
@@ -131,7 +132,8 @@ def seconds_per_batch(ckpt, n: int = 16, repeats: int = 3, settings: SamplerSett
 
 
 def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, seed: int = 0,
-             settings: SamplerSettings | None = None, progress: bool = True, timing: bool = True) -> dict:
+             settings: SamplerSettings | None = None, progress: bool = True, timing: bool = True,
+             sheet: str | Path | None = None) -> dict:
     cfg = ckpt.train_config
     size, channels = cfg.model.size, cfg.model.channels
     train = load_dataset(cfg.dataset, "train", size, channels, cfg.n_per_class, cfg.crops_seed)
@@ -173,6 +175,8 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
             held["diversity_per_class"][name] = mean_pairwise_distance(other) / mean_pairwise_distance(real)
             held["kid_per_class"][name] = kernel_distance(clf.features(other), reference)
     samples = np.concatenate(samples_all)
+    if sheet is not None:            # the evaluation's own samples beside the class's held-out crops
+        report["sheet"] = shown_path(sample_sheet(ckpt.classes, real_all, samples_all, sheet))
     report["class_accuracy"] = acc
     report["mean_class_accuracy"] = float(np.mean(list(acc.values())))
     report["min_class_accuracy"] = float(min(acc.values()))
