@@ -226,7 +226,6 @@ def test_every_endpoint_answers_from_the_model_named_by_checkpoint(client, app_s
     """The second entry of the picker (the tiny model without a mixture) through every endpoint: each
     answer names that model or shows what only it lacks (a mixture model)."""
     from app_fixtures import SECOND
-    from engine.sampler import Interpolation
     classes = app_server.fg.classes
     a, b = classes[:2]
     fig, note = client.predict("feature_guided", "mid", 0.05, "pca", None, checkpoint=SECOND, api_name="/embedding")

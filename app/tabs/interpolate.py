@@ -8,7 +8,7 @@ import gradio as gr
 
 from .. import text
 from ..common import BLEND, SWITCH
-from .common import HIDDEN, IMAGE_KW, Wiring, about, error_line
+from .common import HIDDEN, IMAGE_KW, Wiring, about
 
 # Redraws while a slider is dragged: one at a time, and gradio's "always_last" keeps only the
 # newest position waiting, so a drag never queues stale runs and pictures arrive in order.
