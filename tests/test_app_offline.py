@@ -325,3 +325,35 @@ def test_pair_scatter_names_only_points_with_room_for_their_label():
     trace = fig.data[0]
     assert [list(c) for c in trace.customdata] == [list(p) for p in pairs]
     assert sum(bool(t) for t in trace.text) == len(shown)
+
+
+def test_a_picker_entry_that_cannot_be_loaded_says_why_and_the_others_keep_serving(tiny_fg, tiny_atlas, tiny_fg_dir,
+                                                                                   tmp_path):
+    from app.context import ModelSource, Registry
+    from app.tabs.common import bind
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.pt").write_bytes((tiny_fg_dir / "model.pt").read_bytes()[:300])
+    first = Context(tiny_fg, None, AtlasHolder({FG: tiny_fg}, tiny_atlas, warm=False), label="first")
+    reg = Registry([ModelSource(broken, None, None, label="broken")], loaded={"first": first}, warm_umap=False)
+    page = bind(reg, "denoise", page=True, n_out=3, error_as=lambda m: "Error: " + m)
+    cleared = page(0, None, 0.5, 0, "broken")
+    assert cleared[:3] == (None, None, None)
+    assert cleared[3].startswith("Error: ") and "unreadable or truncated checkpoint" in cleared[3]
+    with pytest.raises(gr.Error, match="unreadable or truncated checkpoint"):
+        bind(reg, "embedding")("feature_guided", "mid", 0.05, "pca", None, "broken")
+    assert "broken" not in reg.loaded
+    assert page(0, None, 0.5, 0, "first")[2]["model"] == "first"          # the first model still answers
+
+
+def test_words_for_classes_and_the_model_card_read_as_plain_text():
+    from app import text
+    from app.common import possessive
+    assert possessive("stars") == "stars'" and possessive("brick") == "brick's"
+    written = ("# Model card\n\n- trained 10 steps in 2 min on x86_64, 1 CPU threads (torch 2)\n\n"
+               "Sampler settings: {'sigma_0': 1.0, 'beta': 0.1}\n\n## Status: notes\n\nAgainst the pair it replaced")
+    card = text.card_for_page(written)
+    assert "## Status" not in card and "Against the" not in card           # the maintainers' notes are left out
+    assert "{'sigma_0'" not in card and "| sigma_0 | 1.0 |\n| beta | 0.1 |" in card   # a table, not a dict
+    assert "1 CPU threads" not in card and "1 CPU thread (torch 2)" in card
+    assert card.startswith("# Model card")
