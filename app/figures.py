@@ -266,7 +266,8 @@ def pair_scatter(centroid_d2: np.ndarray, density: np.ndarray, pairs: list[tuple
     shown = label_room(np.log10(np.maximum(centroid_d2, 1e-12)), np.log10(np.maximum(density, 1e-12)))
     fig = go.Figure(go.Scatter(x=centroid_d2, y=density, mode="markers+text",
                                text=[n if k in shown else "" for k, n in enumerate(names)],
-                               textposition="top center", textfont=dict(size=9, color="#555"),
+                               textposition=[shown.get(k, "top center") for k in range(len(names))],
+                               textfont=dict(size=9, color="#555"),
                                customdata=[[a, b] for a, b in pairs],
                                marker=dict(size=11, color="#4c6ef5", line=dict(width=1, color="white")),
                                hovertemplate="%{customdata[0]}-%{customdata[1]}<br>centroid %{x:.3g}<br>"
@@ -280,19 +281,40 @@ def pair_scatter(centroid_d2: np.ndarray, density: np.ndarray, pairs: list[tuple
     return fig
 
 
-def label_room(x: np.ndarray, y: np.ndarray, width: float = 0.22, height: float = 0.07) -> set[int]:
-    """Indices of points whose label (a box of `width` x `height` of the plot, above the point) does
-    not overlap another chosen label: the extremes first, then points by distance from the middle."""
+LABEL_W, LABEL_H = 0.22, 0.07       # a pair's name, in units of the plot's width and height
+
+
+def label_box(u: float, v: float, position: str, width: float = LABEL_W, height: float = LABEL_H):
+    """(left, right, bottom, top) of a label at `position` of a point at (u, v), in plot units."""
+    if position == "middle right":
+        return u + 0.02, u + 0.02 + width, v - height / 2, v + height / 2
+    if position == "middle left":
+        return u - 0.02 - width, u - 0.02, v - height / 2, v + height / 2
+    return u - width / 2, u + width / 2, v + 0.02, v + 0.02 + height
+
+
+def overlap(a, b) -> bool:
+    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+
+
+def label_room(x: np.ndarray, y: np.ndarray, width: float = LABEL_W, height: float = LABEL_H) -> dict[int, str]:
+    """{index: plotly textposition} of the points that can carry their label: above the point, or
+    beside it near the plot's left and right edges (a centred name would be cut off there), where it
+    overlaps no other chosen label and covers no other point. The extremes first, then points by
+    distance from the middle."""
     def unit(v):
         span = v.max() - v.min()
         return (v - v.min()) / span if span > 0 else np.zeros_like(v)
     u, v = unit(np.asarray(x, float)), unit(np.asarray(y, float))
     order = np.argsort(-np.hypot(u - 0.5, v - 0.5))
-    chosen: list[int] = []
+    chosen: dict[int, str] = {}
+    boxes = []
     for k in order:
-        # keep labels inside the plot: a name centred on a point at the left or right edge is cut off
-        if u[k] < width / 2 - 0.05 or u[k] > 1 - width / 2 + 0.05:
-            continue
-        if all(abs(u[k] - u[j]) > width or abs(v[k] - v[j]) > height for j in chosen):
-            chosen.append(int(k))
-    return set(chosen)
+        position = ("middle right" if u[k] < width / 2 - 0.05 else
+                    "middle left" if u[k] > 1 - width / 2 + 0.05 else "top center")
+        box = label_box(u[k], v[k], position, width, height)
+        covers = any(box[0] <= u[j] <= box[1] and box[2] <= v[j] <= box[3] for j in range(len(u)) if j != k)
+        if not covers and all(not overlap(box, b) for b in boxes):
+            chosen[int(k)] = position
+            boxes.append(box)
+    return chosen

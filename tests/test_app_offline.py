@@ -306,25 +306,31 @@ def test_the_loss_curve_spans_the_whole_lineage(tiny_fg_dir, tmp_path):
 
 
 def test_pair_scatter_names_only_points_with_room_for_their_label():
-    """28 pairs in one plot: the named points' labels do not overlap, a lone extreme is named, and
-    every point still carries its pair for hover and click."""
-    from app.figures import label_room, pair_scatter
+    """28 pairs in one plot: the named points' labels overlap neither each other nor another point, a
+    lone extreme is named (beside it at the plot's edges), and every point still carries its pair for
+    hover and click."""
+    from app.figures import label_box, label_room, overlap, pair_scatter
     rng = np.random.default_rng(0)
     x, y = rng.uniform(0, 1, 28), rng.uniform(0, 1, 28)
     x[0], y[0] = 0.5, 3.0                                   # far above the rest
+    x[1], y[1] = -2.0, 0.5                                  # far left of the rest
     shown = label_room(x, y)
     u = (x - x.min()) / (x.max() - x.min())
     v = (y - y.min()) / (y.max() - y.min())
-    assert 0 in shown and 2 <= len(shown) < 28
+    assert shown[0] == "top center" and shown[1] == "middle right" and 2 <= len(shown) < 28
+    boxes = {i: label_box(u[i], v[i], p) for i, p in shown.items()}
     for i in shown:
+        assert not any(boxes[i][0] <= u[j] <= boxes[i][1] and boxes[i][2] <= v[j] <= boxes[i][3]
+                       for j in range(28) if j != i), i
         for j in shown:
             if i < j:
-                assert abs(u[i] - u[j]) > 0.22 or abs(v[i] - v[j]) > 0.07, (i, j)
+                assert not overlap(boxes[i], boxes[j]), (i, j)
     pairs = [(f"a{k}", f"b{k}") for k in range(28)]
     fig = pair_scatter(10 ** x, 10 ** y, pairs, 0.9, 0.8, "mid", 0.05)
     trace = fig.data[0]
     assert [list(c) for c in trace.customdata] == [list(p) for p in pairs]
     assert sum(bool(t) for t in trace.text) == len(shown)
+    assert [trace.textposition[i] for i in sorted(shown)] == [shown[i] for i in sorted(shown)]
 
 
 def test_a_picker_entry_that_cannot_be_loaded_says_why_and_the_others_keep_serving(tiny_fg, tiny_atlas, tiny_fg_dir,
