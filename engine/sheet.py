@@ -28,7 +28,7 @@ def sample_sheet(classes: list[str], real: list[np.ndarray], samples: list[np.nd
     head = 22
     sheet = Image.new("RGB", (LABEL_WIDTH + 2 * w + GAP, head + h * len(rows)), "white")
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default()
+    font = ImageFont.load_default(size=15)
     draw.text((LABEL_WIDTH + 4, 4), f"real held-out crops ({per_row})", fill="black", font=font)
     draw.text((LABEL_WIDTH + w + GAP + 4, 4), f"samples, default sampler ({per_row})", fill="black", font=font)
     for k, (name, (left, right)) in enumerate(zip(classes, rows)):
