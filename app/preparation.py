@@ -63,6 +63,11 @@ class Preparation:
         if self.needs_work() and self._thread is None:
             self._thread = background(self._run, self.name)
 
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the background work (if started) to end, or timeout to pass."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
     def _run(self) -> None:
         try:
             self._work()

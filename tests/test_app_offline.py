@@ -37,7 +37,7 @@ def test_atlas_of_a_custom_checkpoint_is_built_in_the_background_and_saved(tiny_
                          warm=False)
     assert holder.get() is None and "Preparing the atlas of this model" in holder.status()
     holder.start()
-    holder._thread.join(timeout=900)                   # a guard against a hang, not a speed bar
+    holder.join(timeout=900)                           # a guard against a hang, not a speed bar
     assert holder.phase == "ready", holder.status()
     assert holder.get().models == [FG, MIXTURE] and len(holder.get().labels) == 3 * len(tiny_fg.classes)
     assert (tmp_path / "atlas" / "atlas.json").is_file()
