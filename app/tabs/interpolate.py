@@ -56,11 +56,10 @@ def build(w: Wiring) -> InterpolateTab:
                           label="sigma*: class A above this noise level, class B below it (redrawn as you drag)")
         run_button = gr.Button("Sample", variant="primary", scale=1, elem_id="interp-run")
     warn = gr.Markdown(elem_id="interp-warn", elem_classes=["view-error"])
+    summary = gr.Markdown(label="summary", elem_id="interp-summary")     # above the pictures: in view
     with gr.Row():
-        grid = gr.Image(label="samples", height=300, elem_id="interp-grid", **IMAGE_KW)
-        with gr.Column():
-            probs = gr.Plot(label="classifier probabilities", show_label=False, elem_id="interp-probs")
-            summary = gr.Markdown(label="summary", elem_id="interp-summary")
+        grid = gr.Image(label="samples", height=330, elem_id="interp-grid", **IMAGE_KW)
+        probs = gr.Plot(label="classifier probabilities", show_label=False, elem_id="interp-probs")
     with gr.Accordion("Strip across alpha: every alpha at once, with the classifier's verdict against alpha",
                       open=True):
         with gr.Row(equal_height=True):
