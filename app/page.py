@@ -50,6 +50,9 @@ CSS = """
 #top-row { margin-bottom: -8px; }
 #model-pick-label p { text-align: right; margin: 0; }
 #emb-note p { margin: 0 0 0.3em 0; }
+/* uploaded files: every name in full, one compact row per file, so two or three fit the widget */
+.file-preview .filename .stem { white-space: normal !important; overflow-wrap: anywhere; }
+.file-preview td { padding-top: 2px !important; padding-bottom: 2px !important; }
 .captioned .caption-label { position: static !important; max-width: 100% !important; white-space: normal !important;
   border: none !important; background: none !important; text-align: center !important; opacity: 1 !important;
   padding: 1px 0 3px 0 !important; font-size: 0.8em !important; line-height: 1.35; overflow: visible !important; }

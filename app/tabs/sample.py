@@ -54,11 +54,11 @@ def build(w: Wiring) -> SampleTab:
                 eps = gr.Slider(1.0, 2.0, value=SamplerSettings.eps_scale, step=0.05,
                                 label="epsilon scaling (removes less of each step's estimate; 1 = off)")
     with gr.Row(equal_height=True):
-        condition = gr.Dropdown([CLASS, IMAGES, MIXTURE_MODE], value=CLASS, label="Condition on", scale=2,
+        condition = gr.Dropdown([CLASS, IMAGES, MIXTURE_MODE], value=CLASS, label="Condition on", scale=1,
                                 min_width=200, elem_id="sample-condition")
         cls = gr.Dropdown(d["classes"], value=d["classes"][0], label="Class", scale=1, min_width=140,
                           elem_id="sample-class")
-        images = gr.File(file_count="multiple", label="Conditioning images (one or more)", height=110, scale=2,
+        images = gr.File(file_count="multiple", label="Conditioning images (one or more)", height=110, scale=3,
                          min_width=240, visible=False, elem_id="sample-upload")
         n = gr.Slider(1, 64, value=16, step=1, label="Samples", scale=1, min_width=170, elem_id="sample-n")
         seed = gr.Number(0, precision=0, minimum=0, label="Seed", scale=1, min_width=90, elem_id="sample-seed")
