@@ -363,3 +363,21 @@ def test_words_for_classes_and_the_model_card_read_as_plain_text():
     assert "{'sigma_0'" not in card and "| sigma_0 | 1.0 |\n| beta | 0.1 |" in card   # a table, not a dict
     assert "1 CPU threads" not in card and "1 CPU thread (torch 2)" in card
     assert card.startswith("# Model card")
+
+
+def test_a_class_has_one_colour_in_the_apps_figures_and_the_reports(tiny_fg, tiny_atlas):
+    from app import figures
+    from engine import figures as report_figures
+    from engine.palette import class_colour
+    emb = tiny_atlas.embedding(FG, "mid", tiny_atlas.sigmas[0], "pca")
+    classes = tiny_atlas.classes
+    app_map = figures.map_figure(emb.coords, tiny_atlas.labels, classes, emb.centroids, "t", "pca")
+    report_map = report_figures.embedding_figure(emb, classes, tiny_atlas.labels)
+    app_colours = {t.name: t.marker.color for t in app_map.data if t.name in classes}
+    report_colours = {t.name: t.marker.color for t in report_map.data if t.name in classes}
+    assert app_colours == report_colours == {c: class_colour(i) for i, c in enumerate(classes)}
+    a, b = classes[3], classes[0]
+    strip = figures.strip_probabilities([0, 1], [1, 0], [0, 1], a, b, classes=classes)
+    assert [t.line.color for t in strip.data] == [class_colour(3), class_colour(0)]
+    bars = figures.probability_bars(np.full((2, len(classes)), 0.1), classes, [a, b], "t")
+    assert bars.data[0].marker.color[3] == class_colour(3) and bars.data[0].marker.color[0] == class_colour(0)
