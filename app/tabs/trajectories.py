@@ -59,7 +59,7 @@ def build(w: Wiring) -> TrajectoriesTab:
             tmap = gr.Plot(label="paths", show_label=False, elem_id="traj-map")
         with gr.Column(scale=3, min_width=300):
             # y_t, f(y_t) of two targets a row: every picture in view at this width
-            pictures = gr.Gallery(label="y_t and f(y_t) of every target at this step", columns=4, height="auto",
+            pictures = gr.Gallery(label="y_t and f(y_t) of every target at this step", columns=4, height=270,
                                   format="png", allow_preview=False, object_fit="contain",
                                   elem_classes=["pixelated", "captioned"], elem_id="traj-pic")
             table = gr.Dataframe(headers=["pair", "parts at σ", "final distance"], label="where each pair parts",
