@@ -10,6 +10,7 @@ import json
 import re
 import shlex
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,6 +70,8 @@ def test_sample_streams_then_returns_the_engine_samples_and_a_reproducible_comma
     np.testing.assert_allclose(got, want, atol=1e-6)
     record = json.loads(open(files["json"]).read())
     assert record["seed"] == 7 and record["n"] == 4 and record["settings"]["beta"] == 0.3
+    # no path of the machine: the model's last two parts, as the page shows a path outside the project
+    assert record["checkpoint"] == "/".join(Path(app_server.fg.path).parts[-2:])
     assert f"{record['steps']} steps" in final[2]            # the status and the download agree
     assert record["settings"]["guidance"] == 0.5 and record["settings"]["eps_scale"] == 1.1
     # the command in the JSON draws the same samples
