@@ -112,6 +112,7 @@ class AtlasHolder(Preparation):
         self.umap_done = 0
         self.umap_total = 0
         self.started: float | None = None
+        self.built_done, self.built_total = 0, len(checkpoints) * len(ATLAS_SIGMAS)
         super().__init__()
         if atlas is not None:
             self.phase = "ready"
@@ -125,7 +126,8 @@ class AtlasHolder(Preparation):
             self.phase = "building"
             self.started = time.perf_counter()
             t0 = self.started
-            self.atlas = build_atlas(self.checkpoints, per_class=self.per_class, umap=False, progress=False)
+            self.atlas = build_atlas(self.checkpoints, per_class=self.per_class, umap=False, progress=False,
+                                     callback=self._built)
             log.info("atlas built in %.1f s", time.perf_counter() - t0)
             self._save()
         if self.warm and self.atlas.missing_umaps():
@@ -133,6 +135,9 @@ class AtlasHolder(Preparation):
             self.umap_total = len(self.atlas.missing_umaps())
             self.atlas.warm_umap(self._progress)
             self._save()
+
+    def _built(self, done: int, total: int) -> None:
+        self.built_done, self.built_total = done, total
 
     def _progress(self, done: int, total: int, key) -> None:
         self.umap_done, self.umap_total = done, total
@@ -160,7 +165,7 @@ class AtlasHolder(Preparation):
         if self.atlas is None:
             models = " and ".join("feature-guided" if m == "feature_guided" else m for m in self.checkpoints)
             since = "" if self.started is None else \
-                f" ({time.perf_counter() - self.started:.0f} s so far)"
+                f" (step {self.built_done} of {self.built_total}, {time.perf_counter() - self.started:.0f} s so far)"
             return (f"Preparing the atlas of this model: the features of {self.per_class} held-out test images "
                     f"per class at {len(ATLAS_SIGMAS)} noise levels, for the {models} model{since}. "
                     "The maps appear when it is done.")

@@ -338,8 +338,9 @@ def model_centroids(ckpt: Checkpoint, sigma: float, phi: np.ndarray, labels: np.
 
 
 def build_atlas(checkpoints: dict[str, Checkpoint], per_class: int = PER_CLASS, sigmas=ATLAS_SIGMAS,
-                umap: bool = True, seed: int = 0, progress: bool = True) -> Atlas:
-    """Compute phi of held-out images for each checkpoint at each sigma (and fit the UMAPs)."""
+                umap: bool = True, seed: int = 0, progress: bool = True, callback=None) -> Atlas:
+    """Compute phi of held-out images for each checkpoint at each sigma (and fit the UMAPs);
+    callback(done, total) after each (checkpoint, sigma), for a caller that shows the progress."""
     first = check_compatible(checkpoints)
     if per_class < 2:
         raise EngineError("per_class must be at least 2")
@@ -350,10 +351,12 @@ def build_atlas(checkpoints: dict[str, Checkpoint], per_class: int = PER_CLASS, 
     phi = {m: [] for m in checkpoints}
     cents = {m: [] for m in checkpoints}
     steps = [(m, s) for s in sigmas for m in checkpoints]
-    for m, s in tqdm(steps, desc="atlas phi", disable=not progress, file=sys.stderr):
+    for k, (m, s) in enumerate(tqdm(steps, desc="atlas phi", disable=not progress, file=sys.stderr)):
         p = noisy_phi(checkpoints[m], images, s, seed)
         phi[m].append(p)
         cents[m].append(model_centroids(checkpoints[m], s, p, labels))
+        if callback is not None:
+            callback(k + 1, len(steps))
     slices = {m: {**c.layer_slices(), ALL: slice(0, c.model.phi_dim)} for m, c in checkpoints.items()}
     info = {"dataset": first.train_config.dataset, "split": "test", "per_class": per_class, "seed": seed,
             "checkpoints": {m: {"path": shown_path(c.path), "step": c.step, "kind": c.kind, "phi_dim": c.model.phi_dim,

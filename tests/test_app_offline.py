@@ -39,6 +39,7 @@ def test_atlas_of_a_custom_checkpoint_is_built_in_the_background_and_saved(tiny_
     holder.start()
     holder.join(timeout=900)                           # a guard against a hang, not a speed bar
     assert holder.phase == "ready", holder.status()
+    assert holder.built_done == holder.built_total == 2 * len(holder.get().sigmas)   # the progress the page shows
     assert holder.get().models == [FG, MIXTURE] and len(holder.get().labels) == 3 * len(tiny_fg.classes)
     assert (tmp_path / "atlas" / "atlas.json").is_file()
 
