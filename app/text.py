@@ -200,6 +200,14 @@ def evaluation(ckpt) -> dict | None:
     return data if made == Path(ckpt.path).resolve() else None
 
 
+def sample_sheet(ckpt) -> str | None:
+    """The sample sheet `evaluate --sheet` drew of this very checkpoint (real held-out crops beside
+    samples, per class), if it lies beside it."""
+    data = evaluation(ckpt)
+    path = beside(ckpt, Path(str(data["sheet"])).name) if data and data.get("sheet") else None
+    return None if path is None else str(path)
+
+
 def minutes(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 

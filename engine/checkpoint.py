@@ -13,7 +13,6 @@ import os
 import pickle
 import re
 import struct
-import threading
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -25,7 +24,7 @@ from .config import ModelConfig, TrainConfig, config_from_dict
 from .errors import EngineError
 from .conditional import condition, network_for
 from .network import UNet
-from .precision import Compiled, Precision, pays_to_compile, resolve
+from .precision import COMPILE_LOCK, Compiled, Precision, pays_to_compile, resolve
 
 FORMAT = "feature-guided-diffusion/1"
 MODEL_FILE = "model.pt"
@@ -155,18 +154,17 @@ class Checkpoint:
         self.policy: Precision = resolve("fp32", self.device)
         self._compiled: Compiled | None = None
         self._warming = False
-        self._lock = threading.Lock()
         self.compile_gain: float | None = None   # eager / compiled seconds per call, as warm_up measured
 
     def __getstate__(self) -> dict:
         """Copies and pickles carry the model and its precision; a compiled network and its lock
         stay with the original (use_precision on the copy compiles its own)."""
         state = dict(self.__dict__)
-        state.update(_compiled=None, _warming=False, _lock=None)
+        state.update(_compiled=None, _warming=False)
         return state
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _lock=threading.Lock())
+        self.__dict__.update(state)
 
     # -- facts
     @property
@@ -261,7 +259,7 @@ class Checkpoint:
         t0 = time.perf_counter()
         self._warming = True
         try:
-            with self._lock:
+            with COMPILE_LOCK:                     # one compile at a time in a process
                 c, s = self.config.channels, self.config.size
                 targets = [None] if self.kind == "mixture" or self.centroids is None else [None, condition(self, 0, 0.5)]
                 for b in batches:
@@ -314,11 +312,15 @@ class Checkpoint:
         outs = []
         for i in range(0, len(y), self.batch):
             t = None if target is None else target[i:i + self.batch]
-            if fn is self._compiled:
-                with self._lock:
+            # a compiled graph runs while no other compile is under way in this process (it may
+            # recompile for a new shape); otherwise this call is answered eager, without waiting
+            if fn is self._compiled and COMPILE_LOCK.acquire(blocking=False):
+                try:
                     outs.append(self._call(fn, y[i:i + self.batch], t))
+                finally:
+                    COMPILE_LOCK.release()
             else:
-                outs.append(self._call(fn, y[i:i + self.batch], t))
+                outs.append(self._call(self.model, y[i:i + self.batch], t))
         return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
 
     @torch.no_grad()

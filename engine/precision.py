@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +34,12 @@ UNITS_ENV = "FGSD_BF16_UNITS"
 # of a ms per image-call when sampling: below this much work - training images, or images x network
 # calls - the compile costs more than it saves.
 COMPILE_PAYS_ABOVE = {"train": 30_000, "sample": 200_000}
+
+
+# torch.compile is not safe to run in two threads of a process at once: two models warming up side
+# by side deadlocked the app (each thread holding what the other waited for). Every compile, and
+# every call of a compiled network (which may recompile for a new shape), holds this lock.
+COMPILE_LOCK = threading.Lock()
 
 
 def cpu_bf16_units() -> bool:

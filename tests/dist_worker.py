@@ -15,25 +15,24 @@ import torch
 import engine.train as training
 from engine.config import ModelConfig, TrainConfig
 
-CONFIG = dict(dataset="ovals", batch=16, pool=4, n_per_class=16, device="cpu",
+CONFIG = dict(dataset="ovals", batch=16, pool=4, n_per_class=16, device="cpu", precision="fp32",
               model=ModelConfig(widths=(8, 16), size=16))
 
 
 def run(out: str | Path, steps: int) -> dict:
     made = []
 
-    class Recorded(training.UNet):          # keep a handle on the network this process trains
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            made.append(self)
+    def recorded(config):                   # keep a handle on the network this process trains
+        made.append(plain(config))
+        return made[-1]
 
     losses = []
-    training.UNet, plain = Recorded, training.UNet
+    training.network_for, plain = recorded, training.network_for
     try:
         training.train(TrainConfig(steps=steps, checkpoint_every=steps, **CONFIG), out, log=lambda *a: None,
                        progress=False, on_step=lambda step, mse: losses.append(mse))
     finally:
-        training.UNet = plain
+        training.network_for = plain
     result = {"losses": losses, "weights": {k: v.clone() for k, v in made[0].state_dict().items()}}
     torch.save(result, Path(out) / f"rank{os.environ.get('RANK', '0')}.pt")
     return result

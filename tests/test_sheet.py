@@ -24,3 +24,13 @@ def test_each_class_row_shows_its_real_crops_then_its_samples(tmp_path):
                                       make_grid(real[k][:8], ncol=8, scale=SCALE))
         np.testing.assert_array_equal(sheet[y:y + h, LABEL_WIDTH + w + GAP:],
                                       make_grid(samples[k], ncol=8, scale=SCALE))
+
+
+def test_the_model_tab_shows_the_sheet_evaluate_drew_of_that_very_model(tiny_fg):
+    from app import text
+    from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+    shipped = load_checkpoint(DEFAULT_CHECKPOINT, device="cpu")
+    path = text.sample_sheet(shipped)
+    assert path is not None and path.endswith("assets/samples.png")
+    assert Image.open(path).size[0] > 2 * 8 * 32 * SCALE           # both halves of every row
+    assert text.sample_sheet(tiny_fg) is None                       # no evaluation beside it: none shown

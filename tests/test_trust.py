@@ -174,11 +174,12 @@ def test_a_classifier_trained_for_a_model_under_assets_is_cached_outside(tiny_fg
     from engine.classifier import load_classifier
     monkeypatch.setattr(engine.paths, "ASSETS", tmp_path / "assets")
     monkeypatch.setattr(engine.paths, "CACHE", tmp_path / "cache")
-    shutil.copytree(tiny_fg_dir, tmp_path / "assets" / "tiny")
+    # without a classifier an earlier test may have cached beside the tiny run (outside assets/)
+    shutil.copytree(tiny_fg_dir, tmp_path / "assets" / "tiny", ignore=shutil.ignore_patterns("classifier_*"))
+    before = sorted(p.name for p in (tmp_path / "assets" / "tiny").iterdir())
     ckpt = load_checkpoint(tmp_path / "assets" / "tiny")
     first = load_classifier(ckpt, progress=False)
-    assert sorted(p.name for p in (tmp_path / "assets" / "tiny").iterdir()) == sorted(
-        p.name for p in Path(tiny_fg_dir).iterdir())
+    assert sorted(p.name for p in (tmp_path / "assets" / "tiny").iterdir()) == before
     cached = list((tmp_path / "cache" / "assets" / "tiny").glob("classifier_*.pt"))
     assert len(cached) == 1
     monkeypatch.setattr(engine.classifier, "train_classifier", lambda *a, **k: pytest.fail("retrained"))
