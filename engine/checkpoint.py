@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from .centroids import CentroidTable
-from .config import ModelConfig, TrainConfig, config_from_dict
+from .config import ModelConfig, TrainConfig
 from .errors import EngineError
 from .conditional import condition, network_for
 from .network import UNet
