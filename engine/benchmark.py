@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .config import ModelConfig, TrainConfig, parse_ints
-from .precision import COMPILE, PRECISIONS
+from .precision import COMPILE, PRECISIONS, pays_to_compile, resolve
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -107,15 +107,16 @@ def cmd_benchmark(a) -> int:
 
 
 def _train(a) -> int:
+    from .checkpoint import pick_device
     from .throughput import train_benchmark
     result, rates = {}, {}
     for name, precision, compile in (("fp32_eager", "fp32", "off"), ("policy", a.precision, a.compile)):
         cfg = TrainConfig(dataset="ovals", steps=a.steps, batch=a.batch, n_per_class=64, checkpoint_every=10 ** 9,
                           device=a.device, precision=precision,
                           # a benchmark is short, but it stands for a long run: compile where one would
-                          compile="on" if compile == "auto" and _would_compile(precision, a.device) else compile,
+                          compile=pays_to_compile(compile, resolve(precision, pick_device(a.device)), 10 ** 9, "train"),
                           model=ModelConfig(channels=a.channels, size=a.size, widths=a.widths))
-        figures = train_benchmark(cfg, warmup=3 if cfg.compile == "off" else 6)
+        figures = train_benchmark(cfg, warmup=6 if cfg.compile == "on" else 3)
         if figures is None:                      # not rank 0 under torchrun
             continue
         result[name] = figures
@@ -124,12 +125,6 @@ def _train(a) -> int:
         result["policy_over_fp32_eager"] = rates["policy"] / rates["fp32_eager"]
         _print(result, a.out)
     return 0
-
-
-def _would_compile(precision: str, device: str) -> bool:
-    from .checkpoint import pick_device
-    from .precision import resolve
-    return resolve(precision, pick_device(device)).bf16
 
 
 def _print(result: dict, out: str | None) -> None:

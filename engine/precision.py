@@ -42,21 +42,16 @@ COMPILE_PAYS_ABOVE = {"train": 30_000, "sample": 200_000}
 COMPILE_LOCK = threading.Lock()
 
 
-def cpu_bf16_units() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (AMX tiles or AVX512-BF16)."""
+def bf16_units(device: torch.device) -> bool:
+    """Whether `device` multiplies bfloat16 in hardware: a CUDA GPU that supports it, or a CPU with
+    AMX tiles or AVX512-BF16 (UNITS_ENV overrides the answer)."""
     forced = os.environ.get(UNITS_ENV)
     if forced in ("0", "1"):
         return forced == "1"
-    cpu = torch.cpu
-    ask = lambda name: bool(getattr(cpu, name, lambda: False)())
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    ask = lambda name: bool(getattr(torch.cpu, name, lambda: False)())
     return ask("_is_amx_tile_supported") or ask("_is_avx512_bf16_supported")
-
-
-def cuda_bf16(device: torch.device) -> bool:
-    forced = os.environ.get(UNITS_ENV)
-    if forced in ("0", "1"):
-        return forced == "1"
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 @dataclass(frozen=True)
@@ -94,7 +89,7 @@ def resolve(asked: str, device: torch.device | str = "cpu") -> Precision:
     device = torch.device(device)
     if asked not in PRECISIONS:
         raise EngineError(f"unknown precision '{asked}'; use one of {', '.join(PRECISIONS)}")
-    units = cuda_bf16(device) if device.type == "cuda" else cpu_bf16_units()
+    units = bf16_units(device)
     where = "this GPU" if device.type == "cuda" else "this CPU"
     if asked == "fp32":
         return Precision("fp32", asked, "asked for", device.type)
@@ -116,12 +111,6 @@ def pays_to_compile(setting: str | bool, precision: Precision, work: int, job: s
     if setting != "auto":
         return setting == "on"
     return precision.bf16 and work >= COMPILE_PAYS_ABOVE[job]
-
-
-def compiled(module, dynamic: bool | None = None, log=print):
-    """torch.compile(module), or the module itself with one line saying why where compiling fails
-    (the first call is where it fails: `Compiled` tries it)."""
-    return Compiled(module, dynamic, log)
 
 
 class Compiled:

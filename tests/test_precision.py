@@ -61,7 +61,7 @@ def test_asked_precisions_are_kept_and_unknown_ones_refused(no_units):
 def test_the_detection_asks_torch_when_not_forced(monkeypatch):
     monkeypatch.delenv(precision.UNITS_ENV, raising=False)
     expected = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
-    assert precision.cpu_bf16_units() == expected
+    assert precision.bf16_units(torch.device("cpu")) == expected
 
 
 def test_a_run_records_the_precision_it_used(no_units, tmp_path):
