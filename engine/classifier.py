@@ -114,11 +114,19 @@ def _fit(net, opt, sched, x_all, y_all, steps: int, batch: int, gen: torch.Gener
 
 
 def load_classifier(ckpt, progress: bool = True) -> Classifier:
-    """The classifier for a checkpoint's dataset: the one beside it (shipped models ship theirs),
-    else the one cached for it (paths.cache_home: never under assets/), else trained and cached."""
-    key = _key(ckpt.train_config)
+    """The classifier for a checkpoint's dataset (`classifier_for`)."""
+    clf = classifier_for(_key(ckpt.train_config), ckpt.path, progress)
+    if clf.classes != ckpt.classes:
+        raise EngineError("the dataset's classes differ from the checkpoint's; was the folder changed?")
+    return clf
+
+
+def classifier_for(key: dict, near=None, progress: bool = True) -> Classifier:
+    """The classifier of a dataset (key: `_key`'s fields): the one beside the checkpoint file `near`
+    (shipped models ship theirs), else the one cached for it (paths.cache_home: never under
+    assets/), else trained and cached."""
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
-    folder = Path(ckpt.path).parent if ckpt.path else Path(".")
+    folder = Path(near).parent if near else Path(".")
     name = f"classifier_{digest}.pt"
     path = folder / name if (folder / name).is_file() else cache_home(folder) / name
     if path.is_file():
@@ -127,8 +135,6 @@ def load_classifier(ckpt, progress: bool = True) -> Classifier:
         net.load_state_dict(s["model"])
         return Classifier(net, s["classes"], s["test_accuracy"], key)
     clf = train_classifier(key, progress=progress)
-    if clf.classes != ckpt.classes:
-        raise EngineError("the dataset's classes differ from the checkpoint's; was the folder changed?")
     try:
         save_atomic({"model": clf.net.state_dict(), "classes": clf.classes,
                      "test_accuracy": clf.test_accuracy, "key": key}, path)

@@ -14,8 +14,8 @@ from .grid import make_grid
 from .palette import CLASS_COLOURS, class_colour
 
 PALETTE = list(CLASS_COLOURS)          # one colour per class, as in the app (engine/palette.py)
-MODEL_COLOURS = {"feature_guided": "#d62728", "mixture": "#ff7f0e"}
-MODEL_NAMES = {"feature_guided": "feature-guided", "mixture": "mixture"}
+MODEL_COLOURS = {"feature_guided": "#d62728", "mixture": "#ff7f0e", "conditional": "#1f77b4"}
+MODEL_NAMES = {"feature_guided": "feature-guided", "mixture": "mixture", "conditional": "conditional"}
 TEMPLATE = "plotly_white"
 
 
@@ -256,3 +256,35 @@ def interpolation_figure(result, per_alpha: int = 4, scale: int = 2) -> go.Figur
     fig.update_yaxes(title_text="mean probability", range=[0, 1.02], row=2, col=1)
     return _layout(fig, f"Interpolation between centroids (Spearman of P({result.b}) with alpha: "
                    f"{result.spearman_b:.2f})", height=700)
+
+
+def ground_truth_figure(gt, alpha: float | None = None, live: dict | None = None):
+    """Aspect ratio against alpha for each method (median, quartile band), the two trained classes
+    and the held-out one drawn across; `alpha` marks a position, `live` ({method: ratios}) adds the
+    ratios of samples drawn there."""
+    from .ground_truth import METHOD_NAMES
+    fig = go.Figure()
+    for k, (method, c) in enumerate(gt.curves.items()):
+        color = MODEL_COLOURS.get(method, PALETTE[k])
+        name = METHOD_NAMES.get(method, method)
+        fig.add_trace(go.Scatter(x=c.alphas + c.alphas[::-1], y=c.q75 + c.q25[::-1], fill="toself",
+                                 fillcolor=color, opacity=0.15, line=dict(width=0), hoverinfo="skip",
+                                 showlegend=False, legendgroup=method))
+        fig.add_trace(go.Scatter(x=c.alphas, y=c.median, mode="lines+markers", name=name, legendgroup=method,
+                                 line=dict(color=color, width=2),
+                                 hovertemplate="alpha %{x:g}<br>median ratio %{y:.2f}<extra>" + name + "</extra>"))
+        if live and method in live:
+            r = np.asarray(live[method], float)
+            fig.add_trace(go.Scatter(x=np.full(len(r), alpha), y=r, mode="markers", legendgroup=method,
+                                     name=f"{name}: these samples", marker=dict(color=color, size=7,
+                                     symbol="circle-open")))
+    for value, label, dash in ((float(gt.a.split()[-1]), gt.a, "dot"), (float(gt.b.split()[-1]), gt.b, "dot"),
+                               (gt.real_ratio_median, f"held-out {gt.held_out} (never trained)", "dash")):
+        fig.add_hline(y=value, line=dict(color="#666", dash=dash, width=1), annotation_text=label,
+                      annotation_position="top left")
+    if alpha is not None:
+        fig.add_vline(x=alpha, line=dict(color="#999", width=1))
+    fig.update_yaxes(type="log", title="aspect ratio of the samples (width / height)")
+    fig.update_xaxes(title=f"alpha: 0 = {gt.a}, 1 = {gt.b}")
+    fig.update_layout(legend=dict(orientation="h", y=-0.25))
+    return _layout(fig, "Interpolation against the held-out class", height=400)

@@ -10,6 +10,11 @@ from .errors import EngineError
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
 CACHE = ROOT / "runs" / ".cache"      # ignored by git, like every run
+# The shipped class-conditional baseline, beside assets/feature_guided and assets/mixture
+DEFAULT_CONDITIONAL = ASSETS / "conditional"
+# The second model set: the ovals pair trained without the ratio-1 class (feature_guided/,
+# conditional/) and its measured interpolation against that class (ground_truth.json)
+OVALS_SET = ASSETS / "ovals"
 
 
 def cache_home(folder: str | Path) -> Path:
