@@ -8,7 +8,7 @@ def bar(value, holds: bool, rule: str) -> dict:
     return {"value": value, "pass": bool(holds), "rule": rule}
 
 
-def check_bars(den, sep, dens, bif, interp) -> dict:
+def check_bars(den, sep, dens, bif, interp, truth=None) -> dict:
     """Each claim of docs/method.md, "Claims as measurements" (the bars of docs/analysis.md), with its
     measured value."""
     out = {}
@@ -32,4 +32,8 @@ def check_bars(den, sep, dens, bif, interp) -> dict:
                                    f"strictly between sigma_L = {bif.sigma_L:g} and sigma_0 = {bif.sigma_0:g}")
     out["interpolation_spearman"] = bar(round(interp.spearman_b, 4), interp.spearman_b >= 0.9,
                                         f"Spearman(P({interp.b}), alpha) >= 0.9")
+    if truth is not None and "feature_guided" in truth.curves:
+        rho = truth.curves["feature_guided"].spearman
+        out["ground_truth_monotone"] = bar(round(rho, 4), rho >= 0.9, "on ovals, Spearman(aspect ratio of the "
+                                           f"samples, alpha) >= 0.9 from {truth.a} to {truth.b}")
     return out

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .conditional import condition
+from .conditional import ClassifierFreeGuidance, condition
 from .errors import EngineError
 from .metrics import psnr
 
@@ -41,12 +41,19 @@ def wrong_classes(labels: np.ndarray, k: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def conditioned_denoise(ckpt, y: torch.Tensor, classes, sigma: float, batch: int = 256) -> torch.Tensor:
+def conditioned_denoise(ckpt, y: torch.Tensor, classes, sigma: float, batch: int = 256,
+                        cfg: float = 0.0) -> torch.Tensor:
     """f(y, phibar_c(sigma)) with c the class of each image (a (B,) array or a single class); a
-    conditional model's f(y, e_c) (engine/conditional.py, `condition`)."""
+    conditional model's f(y, e_c) (engine/conditional.py, `condition`), or with `cfg` > 0 its
+    classifier-free guided D_w(y, e_c), the denoiser its guided walk takes."""
     c = torch.as_tensor(np.broadcast_to(np.asarray(classes), (len(y),)).copy(), dtype=torch.long)
     s = torch.full((len(y),), float(sigma))
-    return torch.cat([ckpt.denoise(y[i:i + batch], condition(ckpt, c[i:i + batch], s[i:i + batch])).cpu()
+    if cfg:
+        guided = ClassifierFreeGuidance(ckpt, cfg)
+        f = lambda y_, told: guided(y_.to(ckpt.device), told)[0]     # noqa: E731
+    else:
+        f = ckpt.denoise
+    return torch.cat([f(y[i:i + batch], condition(ckpt, c[i:i + batch], s[i:i + batch])).cpu()
                       for i in range(0, len(y), batch)])
 
 
@@ -59,7 +66,7 @@ GAIN_SIGMAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 def denoiser_gain(ckpt, images: np.ndarray, labels: np.ndarray, classes: list[str], sigmas=GAIN_SIGMAS,
-                  seed: int = 0) -> dict:
+                  seed: int = 0, cfg: float = 0.0) -> dict:
     """Per class and sigma: the denoised image's PSNR minus the noisy input's (dB), each image
     conditioned on its own class's centroid at the true sigma (dB of one image each, then the
     mean). Below 0 the denoiser returns an image worse than it was given: the sampler's last steps
@@ -69,7 +76,7 @@ def denoiser_gain(ckpt, images: np.ndarray, labels: np.ndarray, classes: list[st
     out = {name: {} for name in classes}
     for sigma in sigmas:
         y = noisy(x, sigma, gen)
-        gain = psnr(conditioned_denoise(ckpt, y, labels, sigma), x) - psnr(y, x)
+        gain = psnr(conditioned_denoise(ckpt, y, labels, sigma, cfg=cfg), x) - psnr(y, x)
         for c, name in enumerate(classes):
             out[name][str(sigma)] = float(gain[torch.from_numpy(labels == c)].mean())
     return out

@@ -64,14 +64,15 @@ NOISE_SEEN_SIGMAS = (0.01, 0.02, 0.05, 0.1, 0.2)
 
 @torch.no_grad()
 def denoising_psnr(ckpt, mixture, images: np.ndarray, labels: np.ndarray, sigmas=PSNR_SIGMAS,
-                   seed: int = 0) -> dict:
-    """Mean PSNR of f(y, phibar_class(sigma)) and of the mixture's f(y) at each sigma."""
+                   seed: int = 0, cfg: float = 0.0) -> dict:
+    """Mean PSNR of f(y, phibar_class(sigma)) (a conditional model: its guided D_w at weight
+    `cfg`) and of the mixture's f(y) at each sigma."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.from_numpy(images)
     out = {"sigma": list(sigmas), "conditional": [], "mixture": []}
     for sigma in sigmas:
         y = x + sigma * torch.randn(x.shape, generator=gen)
-        out["conditional"].append(float(psnr(conditioned_denoise(ckpt, y, labels, sigma), x).mean()))
+        out["conditional"].append(float(psnr(conditioned_denoise(ckpt, y, labels, sigma, cfg=cfg), x).mean()))
         if mixture is not None:
             out["mixture"].append(float(psnr(plain_denoise(mixture, y), x).mean()))
     return out
@@ -133,7 +134,9 @@ def seconds_per_batch(ckpt, n: int = 16, repeats: int = 3, settings: SamplerSett
 
 def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, seed: int = 0,
              settings: SamplerSettings | None = None, progress: bool = True, timing: bool = True,
-             sheet: str | Path | None = None) -> dict:
+             sheet: str | Path | None = None, diagnostics: bool = True) -> dict:
+    """Every figure of the module doc; `diagnostics` False leaves out the two without a bar (noise
+    seen, generalisation gap), as a comparison of methods does."""
     cfg = ckpt.train_config
     size, channels = cfg.model.size, cfg.model.channels
     train = load_dataset(cfg.dataset, "train", size, channels, cfg.n_per_class, cfg.crops_seed)
@@ -210,13 +213,15 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
         report["real_held_out"] = held
 
     idx = np.concatenate([np.nonzero(test.labels == c)[0][:psnr_per_class] for c in range(len(ckpt.classes))])
-    p = denoising_psnr(ckpt, mixture, test.images[idx], test.labels[idx], seed=seed)
+    w = settings.cfg if settings is not None else 0.0       # the denoiser the walk takes, guided or not
+    p = denoising_psnr(ckpt, mixture, test.images[idx], test.labels[idx], seed=seed, cfg=w)
     report["psnr"] = p
-    gain = denoiser_gain(ckpt, test.images[idx], test.labels[idx], ckpt.classes, seed=seed)
+    gain = denoiser_gain(ckpt, test.images[idx], test.labels[idx], ckpt.classes, seed=seed, cfg=w)
     report["denoiser_gain_db"] = gain
     report["denoiser_never_worse"] = all(v >= 0 for row in gain.values() for v in row.values())
-    report["noise_seen"] = noise_seen(ckpt, test.images[idx], test.labels[idx], train, seed=seed)
-    report["generalisation_gap_db"] = generalisation_gap(ckpt, train, test, psnr_per_class, seed=seed)
+    if diagnostics:
+        report["noise_seen"] = noise_seen(ckpt, test.images[idx], test.labels[idx], train, seed=seed)
+        report["generalisation_gap_db"] = generalisation_gap(ckpt, train, test, psnr_per_class, seed=seed)
     if mixture is not None:
         report["psnr_gain_db"] = {str(s): c - m for s, c, m in zip(p["sigma"], p["conditional"], p["mixture"])}
     if timing:

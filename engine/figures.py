@@ -288,3 +288,46 @@ def ground_truth_figure(gt, alpha: float | None = None, live: dict | None = None
     fig.update_xaxes(title=f"alpha: 0 = {gt.a}, 1 = {gt.b}")
     fig.update_layout(legend=dict(orientation="h", y=-0.25))
     return _layout(fig, "Interpolation against the held-out class", height=400)
+
+
+METHOD_COLOURS = {"feature_guided": "#d62728", "conditional": "#1f77b4"}
+CFG_BLUES = ("#6baed6", "#3182bd", "#08519c", "#08306b")
+
+
+def methods_figure(comparison: dict) -> go.Figure:
+    """Feature guidance beside the conditional network and classifier-free guidance (methods.py):
+    class accuracy, kernel distance, diversity and memorisation per method, what real held-out crops
+    score drawn across, and the PSNR gain over the mixture against sigma."""
+    rows = comparison["methods"]
+    keys = list(rows)
+    labels = [rows[k]["label"] for k in keys]
+    colours = [METHOD_COLOURS.get(k, CFG_BLUES[i % len(CFG_BLUES)])
+               for i, k in enumerate(k for k in keys)]
+    real = comparison.get("real_held_out") or {}
+    fig = make_subplots(2, 2, subplot_titles=("class accuracy (independent classifier)",
+                                              "kernel distance, median over classes (lower: closer to real)",
+                                              "diversity and memorisation ratios",
+                                              "PSNR gain over the mixture denoiser"),
+                        vertical_spacing=0.16)
+    for (key, title), col in ((("class_accuracy", "accuracy"), 1), (("kid_median", "KID"), 2)):
+        fig.add_trace(go.Bar(x=labels, y=[rows[k][key] for k in keys], marker_color=colours, showlegend=False,
+                             hovertemplate="%{x}: %{y:.3f}<extra>" + title + "</extra>"), 1, col)
+        if key in real:
+            fig.add_hline(y=real[key], line=dict(color="#444", dash="dash", width=1), row=1, col=col,
+                          annotation_text="real held-out crops", annotation_position="top right")
+    for key, name, pattern in (("diversity_ratio", "diversity", ""), ("memorisation_ratio", "memorisation", "/")):
+        fig.add_trace(go.Bar(x=labels, y=[rows[k][key] for k in keys], name=name, marker_color=colours,
+                             marker_pattern_shape=pattern, hovertemplate="%{x}: %{y:.3f}<extra>" + name + "</extra>"),
+                      2, 1)
+    for k, label, colour in zip(keys, labels, colours):
+        gain = rows[k]["psnr_gain_over_mixture_db"]
+        if gain:
+            s = [float(v) for v in gain]
+            fig.add_trace(go.Scatter(x=s, y=list(gain.values()), name=label, mode="lines+markers",
+                                     line=dict(color=colour), marker=dict(color=colour)), 2, 2)
+    fig.add_hline(y=0, line=dict(color="black", width=1), row=2, col=2)
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(type="log", title_text="sigma", row=2, col=2)
+    fig.update_yaxes(title_text="dB", row=2, col=2)
+    n = comparison.get("samples_per_class")
+    return _layout(fig, f"Feature guidance beside a class-conditional network ({n} samples per class)", height=720)

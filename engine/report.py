@@ -31,7 +31,9 @@ from .denoising import PSNR_SIGMAS, check_pair, denoising, denoising_grid
 from .density import DENSITY_PER_CLASS, DENSITY_SIGMAS, density_distance, density_sigmas
 from .errors import EngineError
 from .export import plain, write_html, write_index, write_png
+from .ground_truth import ground_truth
 from .interpolation import ALPHAS, interpolation
+from .methods import WEIGHTS, compare_methods
 from .paths import writable_dir
 from .separation import embedding_separation
 
@@ -56,6 +58,9 @@ class ReportSettings:
     atlas_per_class: int = PER_CLASS
     umap: bool = False                        # fit UMAPs when the report has to build its atlas
     max_steps: int | None = None              # sampler step limit (None: the sampler's default)
+    methods_per_class: int = 32               # samples per class and method of the method comparison
+    cfg_weights: tuple[float, ...] = WEIGHTS  # classifier-free guidance weights compared
+    ground_truth_samples: int = 32            # samples per alpha and method on ovals
     seed: int = 0
     png: bool = True
 
@@ -82,8 +87,11 @@ def report_atlas(checkpoints: dict, atlas_path, s: ReportSettings, out: Path, pr
 
 
 def run_report(fg, mixture, out, settings: ReportSettings | None = None, atlas_path=None, classifier=None,
-               progress: bool = True) -> dict:
-    """Run every measurement, write OUT/*.html, OUT/*.png, OUT/report.json; return the report dict."""
+               progress: bool = True, conditional=None, ovals: dict | None = None) -> dict:
+    """Run every measurement, write OUT/*.html, OUT/*.png, OUT/report.json; return the report dict.
+    With `conditional` (a conditional model on fg's data), also the comparison of methods
+    (OUT/methods.json); with `ovals` (method -> model trained on ovals-holdout), the interpolation
+    against the held-out class (OUT/ground_truth.json)."""
     from . import figures as F
     s = settings or ReportSettings()
     out = Path(out)
@@ -145,6 +153,21 @@ def run_report(fg, mixture, out, settings: ReportSettings | None = None, atlas_p
     figs["interpolation"] = F.interpolation_figure(interp)
     done("interpolation")
 
+    comparison = truth = None
+    if conditional is not None:
+        stage("methods")
+        comparison = plain(compare_methods(fg, conditional, mixture, per_class=s.methods_per_class, seed=s.seed,
+                                           weights=s.cfg_weights, settings=sampler, progress=progress, log=log))
+        (out / "methods.json").write_text(json.dumps(comparison, indent=1))
+        figs["methods"] = F.methods_figure(comparison)
+        done("methods")
+    if ovals:
+        stage("ground truth")
+        truth = ground_truth(ovals, n=s.ground_truth_samples, seed=s.seed, settings=sampler, progress=progress)
+        truth.save(out / "ground_truth.json")
+        figs["ground_truth"] = F.ground_truth_figure(truth)
+        done("ground truth")
+
     stage("atlas")
     atlas = report_atlas(models, atlas_path, s, out, progress)
     for m in atlas.models:
@@ -161,7 +184,7 @@ def run_report(fg, mixture, out, settings: ReportSettings | None = None, atlas_p
     done("figures")
     log(f"PNG {png}")
 
-    bars = check_bars(den, sep, dens, bif, interp)
+    bars = check_bars(den, sep, dens, bif, interp, truth)
     result = {
         "psnr_gain_db": {f"{sg:g}": g for sg, g in zip(den.sigmas, den.gain_db)},
         "separation": sep.table(),
@@ -192,12 +215,15 @@ def run_report(fg, mixture, out, settings: ReportSettings | None = None, atlas_p
         "interpolation_spearman": interp.spearman_b,
         "interpolation_pair": [interp.a, interp.b],
         "classifier_test_accuracy": getattr(classifier, "test_accuracy", None),
+        "methods": comparison,
+        "ground_truth": truth.table() if truth is not None else None,
         "atlas": {"models": atlas.models, "layers": atlas.layers, "sigmas": atlas.sigmas,
                   "points": int(len(atlas.labels)), "umap_fitted": len(atlas.models) * len(atlas.layers)
                   * len(atlas.sigmas) - len(atlas.missing_umaps())},
         "checkpoints": {m: {"path": c.path, "step": c.step, "total_steps": c.total_steps, "kind": c.kind,
                             "fingerprint": c.fingerprint}
-                        for m, c in models.items()},
+                        for m, c in {**models, **({"conditional": conditional} if conditional else {}),
+                                     **{f"ovals_{k}": v for k, v in (ovals or {}).items()}}.items()},
         "settings": asdict(s), "sampler": asdict(sampler),
         "figures": html, "png": png, "timings_s": timings,
         "total_seconds": round(time.perf_counter() - t_all, 1),
@@ -247,6 +273,28 @@ def load_models(checkpoint, mixture, device: str, need_mixture: bool) -> dict:
     return models
 
 
+def comparison_models(a, device: str):
+    """The conditional model of the method comparison and the ovals pair of the ground truth that
+    `report` was given, or the shipped ones where it ran on the shipped model; None when absent."""
+    from .checkpoint import load_checkpoint
+    from .paths import DEFAULT_CONDITIONAL, OVALS_SET
+    shipped = a.checkpoint is None
+    conditional, ovals = None, None
+    if not a.no_methods:
+        path = a.conditional or (DEFAULT_CONDITIONAL if shipped and (DEFAULT_CONDITIONAL / "model.pt").is_file()
+                                 else None)
+        if path:
+            conditional = load_checkpoint(path, device, kind="conditional", what="--conditional")
+    if not a.no_ovals:
+        folder = Path(a.ovals) if a.ovals else (OVALS_SET if shipped else None)
+        if folder is not None:
+            found = {k: folder / k for k in ("feature_guided", "conditional") if (folder / k / "model.pt").is_file()}
+            if a.ovals and not found:
+                raise EngineError(f"--ovals {a.ovals}: no feature_guided/model.pt or conditional/model.pt there")
+            ovals = {k: load_checkpoint(p, device, kind=k, what="--ovals") for k, p in found.items()} or None
+    return conditional, ovals
+
+
 def cmd_atlas(a) -> int:
     sigmas = a.sigmas or ATLAS_SIGMAS
     if not all(0 < v <= 2 for v in sigmas):          # the range of the app's denoising view
@@ -286,16 +334,19 @@ def cmd_report(a) -> int:
                        density_sigmas=a.density_sigmas,
                        samples=a.samples, alphas=a.alphas or ALPHAS, pair=tuple(a.pair) if a.pair else None,
                        atlas_per_class=a.atlas_per_class, umap=a.umap, max_steps=a.max_steps, seed=a.seed,
-                       png=not a.no_png)
+                       png=not a.no_png, methods_per_class=a.methods_per_class, cfg_weights=a.cfg_weights,
+                       ground_truth_samples=a.ground_truth_samples)
     if len(s.alphas) < 3:
         raise EngineError("--alphas needs at least 3 values")
     if s.density_sigmas < 2:
         raise EngineError("--density-sigmas must be at least 2")
+    conditional, ovals = comparison_models(a, a.device)
     result = run_report(models["feature_guided"], models["mixture"], a.out, s, atlas_path=a.atlas,
-                        progress=not a.quiet)
+                        progress=not a.quiet, conditional=conditional, ovals=ovals)
     print(json.dumps({k: result[k] for k in ("psnr_gain_db", "density_vs_centroid_pearson",
                                              "density_vs_centroid_spearman", "bifurcation_sigma",
                                              "interpolation_spearman", "png", "total_seconds")}
+                     | {"methods": bool(result["methods"]), "ground_truth": bool(result["ground_truth"])}
                      | {"bars": {k: v["pass"] for k, v in result["bars"].items()}, "out": str(a.out)}))
     return 0
 
@@ -356,6 +407,21 @@ def register(subparsers) -> dict:
     r.add_argument("--umap", action="store_true", help="also fit UMAPs if the atlas has to be built (~2 min)")
     r.add_argument("--max-steps", type=whole_number(), default=None,
                    help="sampler step limit (default: the sampler's, 140)")
+    r.add_argument("--conditional", default=None,
+                   help="class-conditional model on the same data, for the comparison of methods (default: "
+                        "assets/conditional with the default checkpoint)")
+    r.add_argument("--no-methods", action="store_true", help="skip the comparison of methods")
+    r.add_argument("--methods-per-class", type=whole_number(), default=d.methods_per_class,
+                   help=f"samples per class and method in the comparison (default {d.methods_per_class})")
+    r.add_argument("--cfg-weights", type=_floats, default=d.cfg_weights,
+                   help="classifier-free guidance weights compared (default "
+                        + ",".join(f"{v:g}" for v in d.cfg_weights) + ")")
+    r.add_argument("--ovals", default=None,
+                   help="folder with feature_guided/ and conditional/ models trained on ovals-holdout, for the "
+                        "interpolation against the held-out class (default: assets/ovals with the default checkpoint)")
+    r.add_argument("--no-ovals", action="store_true", help="skip the interpolation against the held-out class")
+    r.add_argument("--ground-truth-samples", type=whole_number(), default=d.ground_truth_samples,
+                   help=f"samples per alpha and method on ovals (default {d.ground_truth_samples})")
     r.add_argument("--no-png", action="store_true", help="HTML and JSON only")
     r.add_argument("--seed", type=seed_value, default=0)
     r.add_argument("--device", default="auto")
