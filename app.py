@@ -28,6 +28,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="mixture (unconditional) run folder for the comparisons (default: the shipped "
                    "assets/mixture for the shipped model; for another, a mixture run under runs/ trained on the same "
                    "dataset and classes, as its checkpoint records, else the shipped one when it matches)")
+    p.add_argument("--conditional", default=None,
+                   help="class-conditional run folder (train --kind conditional) to compare the feature-guided "
+                   "model with, in Sample and Interpolate (default: the shipped assets/conditional for the shipped "
+                   "model when it is there; for another, a conditional run under runs/ trained on the same data)")
     p.add_argument("--atlas", default=None,
                    help="atlas folder of the first model (default: assets/atlas for the shipped models; for "
                    "another checkpoint DIR/atlas, built in the background and saved there when missing)")
@@ -54,7 +58,8 @@ def find_runs(root) -> list:
 
 
 def sources(args, runs_root=None) -> list:
-    """The model picker's entries (app/sources.py): --checkpoint ones (or the shipped model), then runs/."""
+    """The model picker's entries (app/sources.py): --checkpoint ones (or the shipped model and the
+    shipped ovals set), then runs/."""
     from app.sources import sources as entries
     return entries(args, runs_root)
 

@@ -11,18 +11,21 @@ check its models and refuse a bad one before paying for that import.
 
 def create_demo(fg, mixture=None, atlas=None, classifier=None, engine_concurrency: int = 1,
                 max_queue: int = 32, start_background: bool = True, warm_umap: bool = True,
-                atlas_per_class: int = 50):
+                atlas_per_class: int = 50, conditional=None, ground_truth=None):
     """A ready-to-launch gr.Blocks for checkpoints already loaded (tests pass tiny ones).
 
     atlas: an engine.atlas.Atlas, an app.context.AtlasHolder, or None to build one in the
     background from the checkpoints. classifier: an engine.classifier.Classifier, or None to
-    load (or train and cache) it in the background. Launch with `demo.launch(**launch_kwargs())`.
+    load (or train and cache) it in the background. conditional: the class-conditional checkpoint of
+    the same data, compared with the feature-guided one; ground_truth: a ground_truth.json of the
+    set's interpolation against its held-out class (engine.ground_truth). Launch with `demo.launch(**launch_kwargs())`.
     """
     from .context import FG, MIXTURE, AtlasHolder, ClassifierHolder, Context, Registry
     checkpoints = {FG: fg, **({MIXTURE: mixture} if mixture is not None else {})}
     holder = atlas if isinstance(atlas, AtlasHolder) else \
         AtlasHolder(checkpoints, atlas, per_class=atlas_per_class, warm=warm_umap)
-    ctx = Context(fg, mixture, holder, ClassifierHolder(fg, classifier))
+    ctx = Context(fg, mixture, holder, ClassifierHolder(fg, classifier), conditional=conditional,
+                  ground_truth=ground_truth)
     registry = Registry(loaded={ctx.label: ctx}, warm_umap=warm_umap, per_class=atlas_per_class)
     return create_app(registry, engine_concurrency, max_queue, start_background)
 

@@ -12,7 +12,17 @@ from engine.errors import EngineError
 
 CLASS, IMAGES, MIXTURE_MODE = "class", "uploaded images", "mixture model (unconditional)"
 BLEND, SWITCH = "blend", "switch"
-FG, MIXTURE = "feature_guided", "mixture"
+FG, MIXTURE, CONDITIONAL = "feature_guided", "mixture", "conditional"
+# The methods the Sample view compares on one class and seed: feature guidance, the class-conditional
+# network alone (w = 0) and with classifier-free guidance of weight w; (checkpoint kind, w) of each
+FEATURE_GUIDANCE, CONDITIONAL_NETWORK = "feature guidance", "conditional network (w = 0)"
+CFG_WEIGHTS = (1, 2, 3)
+METHODS = {FEATURE_GUIDANCE: (FG, 0.0), CONDITIONAL_NETWORK: (CONDITIONAL, 0.0),
+           **{f"CFG w = {w}": (CONDITIONAL, float(w)) for w in CFG_WEIGHTS}}
+COMPARE_MAX = 8        # samples per method: every method's grid in view side by side at 1280x800
+# What the Interpolate view interpolates: centroids of the feature-guided model, or class embeddings
+# of the conditional one (engine/conditional.py)
+INTERPOLATED = {FG: "centroids (feature guidance)", CONDITIONAL: "class embeddings (conditional network)"}
 GRID_PX = 420          # a 4 x 4 grid of 32-pixel samples at 3x: 96 pixels each
 MAX_SAMPLES = 64
 MAX_UPLOADS = 16

@@ -22,7 +22,7 @@ from engine.checkpoint import Checkpoint
 from engine.errors import EngineError
 from engine.paths import ROOT, shown_path  # noqa: F401 (ROOT, shown_path: the pages')
 
-from .common import FG, MIXTURE
+from .common import CONDITIONAL, FG, MIXTURE
 from .preparation import AtlasHolder, ClassifierHolder, MeasuresHolder, background  # noqa: F401
 
 log = logging.getLogger("app")
@@ -33,7 +33,8 @@ class Context:
 
     def __init__(self, fg: Checkpoint, mixture: Checkpoint | None = None, atlas: AtlasHolder | None = None,
                  classifier: ClassifierHolder | None = None, out_dir: str | Path | None = None,
-                 measures_folder: str | Path | None = None, label: str | None = None):
+                 measures_folder: str | Path | None = None, label: str | None = None,
+                 conditional: Checkpoint | None = None, ground_truth: str | Path | None = None):
         if fg.kind != FG:
             raise EngineError(f"{fg.path}: this is a {fg.kind} model; the app needs a feature-guided "
                               "checkpoint for --checkpoint (give the mixture one with --mixture)")
@@ -44,8 +45,18 @@ class Context:
             if mixture.classes != fg.classes or mixture.shape != fg.shape:
                 raise EngineError(f"{mixture.path}: the mixture model was trained on other data "
                                   f"(classes or image size differ from {fg.path})")
+        if conditional is not None:
+            if conditional.kind != CONDITIONAL:
+                raise EngineError(f"{conditional.path}: --conditional must be a conditional model, this one is "
+                                  f"{conditional.kind}")
+            if not same_data(conditional, fg):
+                raise EngineError(f"{conditional.path}: the conditional model was trained on other data "
+                                  f"(dataset, classes or image size differ from {fg.path})")
         self.fg = fg
         self.mixture = mixture
+        self.conditional = conditional        # the class-conditional network of the same data, or None
+        self.ground_truth_path = Path(ground_truth) if ground_truth else None
+        self._truth: tuple[float, object] | None = None
         self.checkpoints = {FG: fg, **({MIXTURE: mixture} if mixture is not None else {})}
         self.atlas = atlas or AtlasHolder(self.checkpoints)
         self.classifier = classifier or ClassifierHolder(fg)
@@ -63,8 +74,21 @@ class Context:
         self.atlas.start()
         self.classifier.start()
         self.measures.start()
-        for ckpt in self.checkpoints.values():
+        for ckpt in [*self.checkpoints.values(), *([self.conditional] if self.conditional is not None else [])]:
             warm_up(ckpt)
+
+    def ground_truth(self):
+        """The model set's measured interpolation against its held-out class (engine.ground_truth),
+        read again when its file changes; None when the set has none or the file is not there yet.
+        A file that is there but unreadable raises EngineError (which says how to write one)."""
+        from engine.ground_truth import GroundTruth
+        path = self.ground_truth_path
+        if path is None or not path.is_file():
+            return None
+        stamp = path.stat().st_mtime
+        if self._truth is None or self._truth[0] != stamp:
+            self._truth = (stamp, GroundTruth.load(path))
+        return self._truth[1]
 
     def new_run_dir(self) -> Path:
         """A fresh folder for one request's downloads; folders older than an hour are removed."""
@@ -88,6 +112,12 @@ class Context:
         """Held-out test images (N, C, H, W) and labels, from the atlas."""
         a = self.atlas.require()
         return a.images, a.labels
+
+
+def same_data(a: Checkpoint, b: Checkpoint) -> bool:
+    """Two models trained on the same data: dataset, classes and image shape."""
+    return (a.train_config.dataset, list(a.classes), tuple(a.shape)) == \
+        (b.train_config.dataset, list(b.classes), tuple(b.shape))
 
 
 def use_precision(ckpt: Checkpoint, precision: str) -> None:
@@ -115,15 +145,19 @@ def warm_up(ckpt: Checkpoint) -> None:
 
 
 class ModelSource:
-    """One entry of the page's model picker: a feature-guided checkpoint, the mixture model it is
-    compared with, and where its atlas (and measures) live. Loaded on first use."""
+    """One entry of the page's model picker (a model set): a feature-guided checkpoint, the mixture
+    model it is compared with, the class-conditional network of the same data (optional), where its
+    atlas (and measures) live and, for a set with a held-out class, its measured interpolation
+    against that class (ground_truth.json). Loaded on first use."""
 
     def __init__(self, checkpoint: str | Path | None, mixture: str | Path | None = None, atlas: str | Path | None = None,
                  save_to: str | Path | None = None, label: str | None = None, atlas_given: bool = False,
-                 classifier=None):
+                 classifier=None, conditional: str | Path | None = None, ground_truth: str | Path | None = None):
         self.checkpoint = checkpoint
         self.classifier = classifier          # an engine.classifier.Classifier; None: loaded in the background
         self.mixture = mixture
+        self.conditional = conditional
+        self.ground_truth = ground_truth
         self.atlas = atlas
         self.save_to = save_to
         self.atlas_given = atlas_given
@@ -192,9 +226,19 @@ class Registry:
                     mixture = None
             except EngineError as e:
                 log.warning("no mixture model for %s: %s", src.label, e)
+        conditional = None
+        if src.conditional is not None:
+            try:
+                conditional = load_checkpoint(src.conditional, self.device)
+                if conditional.kind != CONDITIONAL or not same_data(conditional, fg):
+                    log.warning("%s: not a conditional model of %s's data; compared without it",
+                                shown_path(conditional.path), src.label)
+                    conditional = None
+            except EngineError as e:
+                log.warning("no conditional model for %s: %s", src.label, e)
         checkpoints = {FG: fg, **({MIXTURE: mixture} if mixture is not None else {})}
         if self.precision is not None:
-            for ckpt in checkpoints.values():
+            for ckpt in [*checkpoints.values(), *([conditional] if conditional is not None else [])]:
                 use_precision(ckpt, self.precision)
         atlas = None
         if src.atlas is not None:
@@ -208,4 +252,4 @@ class Registry:
         holder = AtlasHolder(checkpoints, atlas, path=src.atlas, save_to=src.save_to, per_class=self.per_class,
                              warm=self.warm_umap)
         return Context(fg, mixture, holder, ClassifierHolder(fg, src.classifier), label=src.label,
-                       measures_folder=src.atlas)
+                       measures_folder=src.atlas, conditional=conditional, ground_truth=src.ground_truth)

@@ -318,3 +318,18 @@ def label_room(x: np.ndarray, y: np.ndarray, width: float = LABEL_W, height: flo
             chosen[int(k)] = position
             boxes.append(box)
     return chosen
+
+
+def ground_truth(gt, alpha: float | None = None, live: dict | None = None, model: str = "",
+                 height: int = 330) -> go.Figure:
+    """The model set's measured interpolation against its held-out class (engine.figures.ground_truth_figure:
+    aspect ratio against alpha per method), laid out as the page's other figures: the position shown
+    marked and the ratios of the samples shown overlaid."""
+    from engine.figures import ground_truth_figure
+    fig = ground_truth_figure(gt, alpha=alpha, live=live)
+    sub = "line: median of the measured samples, band: quartiles" + (f"; circles: these samples" if live else "")
+    base_layout(fig, f"Aspect ratio against alpha, measured<br><sup>{sub}{'; ' + model if model else ''}</sup>",
+                height=height, margin=dict(l=55, r=15, t=55, b=40))
+    fig.update_layout(legend=dict(orientation="h", y=-0.2, x=0, font=dict(size=11)))
+    fig.update_yaxes(title="width / height (log)")
+    return fig

@@ -165,16 +165,20 @@ def build_blocks(registry: Registry, engine_concurrency: int = 1) -> gr.Blocks:
         def on_load(model_, layer, sigma, method, key):
             c = registry.context(key)
             fig, note, shown = draw(w, model_, layer, sigma, method, None, key)
-            gallery = w.views(key).test_gallery()
+            views = w.views(key)
+            gallery = views.test_gallery()
             dd = defaults(c)
             return {emb.map: fig, emb.note: note, emb.shown: shown, den.pick: gallery.gallery,
                     den.indices: gallery.indices, itp.a: gr.update(value=dd["pair"][0]),
                     itp.b: gr.update(value=dd["pair"][1]), trj.targets: gr.update(value=dd["targets"]),
-                    **dict(zip(mdl.outputs, model.contents(c)))}
+                    **dict(zip(mdl.outputs, model.contents(c))), **smp.shown(dd["conditional"]),
+                    **itp.shown(dd, views.truth(*dd["pair"]))}
 
+        per_set = [smp.compare_box, smp.compare_run, smp.pictures, smp.compared, itp.method, itp.truth_box,
+                   itp.truth, itp.truth_note]
         demo.load(on_load, [emb.model, emb.layer, emb.sigma, emb.method, pick],
-                  [emb.map, emb.note, emb.shown, den.pick, den.indices, itp.a, itp.b, trj.targets, *mdl.outputs],
-                  api_visibility="private", **w.light)
+                  [emb.map, emb.note, emb.shown, den.pick, den.indices, itp.a, itp.b, trj.targets, *mdl.outputs,
+                   *per_set], api_visibility="private", **w.light)
 
         # switching models: every control follows the model's classes, layers and defaults, and every
         # view's results of the previous model are cleared
@@ -185,7 +189,8 @@ def build_blocks(registry: Registry, engine_concurrency: int = 1) -> gr.Blocks:
             c = registry.context(key)
             dd = defaults(c)
             fig, note, shown = draw(w, FG, dd["layer"], dd["sigma"], "umap", None, key)
-            gallery = w.views(key).test_gallery()
+            views = w.views(key)
+            gallery = views.test_gallery()
             classes = lambda value: gr.update(choices=dd["classes"], value=value)         # noqa: E731
             layers = gr.update(choices=dd["layers"], value=dd["layer"])
             sigmas = gr.update(choices=dd["sigmas"], value=dd["sigma"])
@@ -197,12 +202,13 @@ def build_blocks(registry: Registry, engine_concurrency: int = 1) -> gr.Blocks:
                     dst.b: classes(dd["pair"][1]), den.pick: gallery.gallery, den.indices: gallery.indices,
                     **dict(zip(mdl.outputs, model.contents(c))), **{r: None for r in results},
                     **{t: "" for t in texts}, trj.table: [], emb.timer: gr.Timer(active=True),
-                    smp.status: status_html(f"Now showing <b>{c.label}</b>: run a view again to see this model.")}
+                    smp.status: status_html(f"Now showing <b>{c.label}</b>: run a view again to see this model."),
+                    **smp.shown(dd["conditional"]), **itp.shown(dd, views.truth(*dd["pair"]))}
 
         pick.change(user_errors(switch), pick,
                     [emb.map, emb.note, emb.shown, emb.model, emb.layer, emb.sigma, emb.cls, emb.point, smp.cls,
                      itp.a, itp.b, trj.targets, trj.layer, trj.sigma, dst.layer, dst.sigma, dst.a, dst.b, den.pick,
-                     den.indices, *mdl.outputs, *results, *texts, trj.table, emb.timer, smp.status],
+                     den.indices, *mdl.outputs, *results, *texts, trj.table, emb.timer, smp.status, *per_set],
                     api_visibility="private", **w.heavy)
     return demo
 

@@ -45,7 +45,24 @@ SAMPLE_MORE = (
     "that reproduces the run. When the run ends, the left panel shows the path of the first samples from noise "
     "to sample. sigma is the noise level the sampler estimates in y_t from the image itself, so at the start it "
     "can read a little above the 1 it starts from; a run that reaches its step limit before sigma_L stops there, and "
-    "the status says so: those samples keep a little noise.")
+    "the status says so: those samples keep a little noise. **Compare methods** (a model set with a conditional "
+    "network) draws the same class and noise under each method, side by side.")
+
+CFG = ("**Classifier-free guidance (CFG)** of weight w samples with D_cond + w (D_cond - D_uncond): the "
+       "conditional network's answer told the class, pushed further from its answer told nothing (the null class "
+       "it also learned). w = 0 is the conditional network alone; a larger w gives more typical, less varied "
+       "samples of the class, at two network evaluations a step instead of one.")
+COMPARE = ("The same class and noise (the seed) under each method: **feature guidance** (this model, its "
+           "features projected onto the class centroid), the **conditional network** (a UNet told the class by a "
+           f"learned embedding, trained on the same data) and CFG. {CFG} Up to 8 samples per method: the first of "
+           "the seed's, so feature guidance shows the first samples that Sample draws.")
+
+OVALS = ("**The ovals set** tests interpolation against a known answer. Its classes are ovals of one width/height "
+         "ratio each, and its models never saw ratio 1 (round): trained on ratio 0.2, 0.5, 2 and 5 only. "
+         "Interpolating ratio 0.5 to ratio 2 should pass through ratio 1. The plot beside the samples gives the "
+         "measured aspect ratio of samples against alpha for each method (line: median, band: quartiles; "
+         "`python -m engine report` measures it), the dashed line the real round ovals; the circles are the "
+         "samples shown, at the slider's alpha.")
 
 INTERPOLATE = ("Blend two class centroids with weight alpha (0: A, 1: B), or switch class at a noise level; "
                "the chart is an independent classifier's verdict.")
@@ -54,7 +71,9 @@ INTERPOLATE_MORE = (
     "only the target changes (outside 0..1 it extrapolates); the samples are redrawn while the slider moves. "
     "**Switch**: class A while the noise is above sigma*, class B below: A sets the coarse structure, B the "
     "detail. The default pair is the one whose samples the classifier reads best as their own class, measured "
-    "on this model (engine/measures.py). The strip draws every alpha at once, between real crops of A and B.")
+    "on this model (engine/measures.py). The strip draws every alpha at once, between real crops of A and B. "
+    "With a conditional network in the model set, **Interpolate: class embeddings** blends its learned class "
+    "embeddings instead of the centroids, from the same noise.\n\n" + OVALS)
 
 TRAJECTORIES = ("One noise, several targets: where do the paths part? Drag the step slider to see the images "
                 "at any step.")
@@ -88,8 +107,10 @@ MODEL = ("The model the page shows: what it learnt, how long it trained and how 
 
 HOW_TO_READ = """
 - **Embeddings**: where images sit in feature space, per layer, noise level and model.
-- **Sample**: watch the sampler turn noise into samples of a class or of your images; download the results.
-- **Interpolate**: blend two class centroids, or switch class at a noise level, and see what the samples become.
+- **Sample**: watch the sampler turn noise into samples of a class or of your images; download the results;
+  compare feature guidance with a conditional network and classifier-free guidance on the same noise.
+- **Interpolate**: blend two class centroids (or a conditional network's class embeddings), or switch class at a
+  noise level, and see what the samples become; on the ovals set, against the held-out class.
 - **Trajectories**: one noise, several targets: when do the paths bifurcate?
 - **Distances**: are classes with distant centroids also distant as densities?
 - **Denoise**: does knowing the class help the denoiser, and when?
@@ -226,6 +247,10 @@ def model_summary(ctx) -> str:
              + (f" on {machine(info['machine'])}" if "machine" in info else "")
              + (f" ({len(fg.lineage) + 1} runs)" if fg.lineage else "")),
             ("mixture baseline", f"`{shown_path(mix.path)}`, {mix.total_steps:,} steps" if mix is not None else "none loaded")]
+    cond = getattr(ctx, "conditional", None)
+    if cond is not None:
+        rows.append(("conditional baseline", f"`{shown_path(cond.path)}`, {cond.total_steps:,} steps (a UNet told the "
+                     "class; Sample compares it, with CFG, and Interpolate blends its class embeddings)"))
     ev = evaluation(fg)
     if ev is not None:
         rows.append(("samples read as their class", f"mean {ev['mean_class_accuracy']:.0%}, lowest "
@@ -272,4 +297,6 @@ def config_json(ctx) -> dict:
     out = {"feature_guided": ctx.fg.describe()}
     if ctx.mixture is not None:
         out["mixture"] = ctx.mixture.describe()
+    if getattr(ctx, "conditional", None) is not None:
+        out["conditional"] = ctx.conditional.describe()
     return json.loads(no_machine_paths(json.dumps(out, default=str)))

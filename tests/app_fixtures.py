@@ -2,7 +2,7 @@
 
 A pytest plugin of the whole run (`pytest_plugins` in tests/conftest.py): its fixtures are found by
 name in every test module and, session-scoped, set up once however many modules use them. Modules
-import from here only plain names (`bad_uploads`, `FIRST`, `SECOND`), never the fixtures.
+import from here only plain names (`bad_uploads`, `FIRST`, `SECOND`, `OVALS`), never the fixtures.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ class Server:
     mixture: object
     atlas: object
     classifier: object
+    conditional: object
 
 
 @pytest.fixture(scope="session")
@@ -48,23 +49,72 @@ def tiny_classifier(tiny_fg):
     return train_classifier(key, steps=30, progress=False)
 
 
-FIRST, SECOND = "tiny", "tiny, without a mixture"
+FIRST, SECOND, OVALS = "tiny", "tiny, without a mixture", "ovals (ratio 1 held out)"
+
+
+def tiny_classifier_of(dataset: str, like):
+    """A classifier of `dataset` at the tiny models' image size, trained in a second."""
+    from engine.classifier import train_classifier
+    cfg = like.train_config
+    key = {"dataset": dataset, "size": cfg.model.size, "channels": cfg.model.channels,
+           "n_per_class": cfg.n_per_class, "seed": cfg.seed}
+    return train_classifier(key, steps=30, progress=False)
 
 
 @pytest.fixture(scope="session")
-def app_server(tiny_fg, tiny_mixture, tiny_atlas, tiny_classifier, tiny_fg_dir):
-    """The app on two entries of the model picker: the tiny pair (atlas given), and the tiny
-    feature-guided model alone, loaded when picked (its atlas and measures then made in the background)."""
+def tiny_conditional_dir(tmp_path_factory):
+    """A tiny class-conditional model of the tiny feature-guided model's data (a short warm-up, so
+    that its embeddings move in 40 steps)."""
+    from conftest import tiny_config
+    from engine.train import train
+    out = tmp_path_factory.mktemp("tiny_cond")
+    train(tiny_config("conditional", warmup=10), out, log=lambda *a: None, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_ovals(tmp_path_factory):
+    """A tiny ovals set as assets/ovals holds one: feature_guided/ and conditional/ trained on
+    ovals-holdout, and ground_truth.json measured on them (4 samples at 3 alphas, 20 steps)."""
+    from conftest import tiny_config
+    from engine.checkpoint import load_checkpoint
+    from engine.config import SamplerSettings
+    from engine.ground_truth import ground_truth
+    from engine.train import train
+    folder = tmp_path_factory.mktemp("ovals")
+    models = {}
+    for kind in ("feature_guided", "conditional"):
+        train(tiny_config(kind, dataset="ovals-holdout", warmup=10), folder / kind, log=lambda *a: None,
+              progress=False)
+        models[kind] = load_checkpoint(folder / kind, device="cpu")
+    five = tiny_classifier_of("ovals", models["feature_guided"])
+    ground_truth(models, n=4, alphas=(0, 0.5, 1), settings=SamplerSettings(max_steps=20),
+                 classifier=five).save(folder / "ground_truth.json")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def app_server(tiny_fg, tiny_mixture, tiny_atlas, tiny_classifier, tiny_fg_dir, tiny_conditional_dir, tiny_ovals):
+    """The app on three entries of the model picker: the tiny pair with its conditional network
+    (atlas given); the tiny feature-guided model alone, loaded when picked (its atlas and measures
+    then made in the background); and a tiny ovals set (a feature-guided and a conditional model
+    without the ratio-1 class, and their ground truth), loaded when picked."""
     from app import create_app, launch_kwargs
     from app.context import FG, MIXTURE, AtlasHolder, ClassifierHolder, Context, ModelSource, Registry
+    from engine.checkpoint import load_checkpoint
+    conditional = load_checkpoint(tiny_conditional_dir, device="cpu")
     first = Context(tiny_fg, tiny_mixture, AtlasHolder({FG: tiny_fg, MIXTURE: tiny_mixture}, tiny_atlas, warm=False),
-                    ClassifierHolder(tiny_fg, tiny_classifier), label=FIRST)
-    registry = Registry([ModelSource(tiny_fg_dir, None, None, label=SECOND, classifier=tiny_classifier)],
+                    ClassifierHolder(tiny_fg, tiny_classifier), label=FIRST, conditional=conditional)
+    ovals_fg = tiny_ovals / "feature_guided"
+    ovals = ModelSource(ovals_fg, None, None, label=OVALS, conditional=tiny_ovals / "conditional",
+                        ground_truth=tiny_ovals / "ground_truth.json",
+                        classifier=tiny_classifier_of("ovals-holdout", load_checkpoint(ovals_fg, device="cpu")))
+    registry = Registry([ModelSource(tiny_fg_dir, None, None, label=SECOND, classifier=tiny_classifier), ovals],
                         loaded={FIRST: first}, warm_umap=False, per_class=8)
     demo = create_app(registry, engine_concurrency=1, max_queue=32)
     port = free_port()
     demo.launch(prevent_thread_lock=True, **launch_kwargs("127.0.0.1", port, quiet=True))
-    yield Server(f"http://127.0.0.1:{port}/", demo, tiny_fg, tiny_mixture, tiny_atlas, tiny_classifier)
+    yield Server(f"http://127.0.0.1:{port}/", demo, tiny_fg, tiny_mixture, tiny_atlas, tiny_classifier, conditional)
     demo.close()
 
 

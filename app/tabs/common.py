@@ -49,9 +49,14 @@ def defaults(ctx: Context) -> dict:
     layers, sigmas = atlas_axes(ctx)
     m = ctx.measures.get()
     pair = list(m.pair) if m is not None else classes[:2] if len(classes) > 1 else classes * 2
+    if ctx.ground_truth_path is not None:           # a set with a held-out class: the pair either side of it
+        from engine.ground_truth import PAIR
+        if all(c in classes for c in PAIR):
+            pair = list(PAIR)
     targets = list(m.targets) if m is not None else classes[:3]
     return {"classes": classes, "layers": layers, "sigmas": sigmas, "layer": "mid" if "mid" in layers else layers[0],
-            "sigma": sigmas[0], "pair": pair, "targets": targets, "measured": m is not None}
+            "sigma": sigmas[0], "pair": pair, "targets": targets, "measured": m is not None,
+            "conditional": ctx.conditional is not None, "truth": ctx.ground_truth_path is not None}
 
 
 def bind(registry: Registry, name: str, page: bool = False, n_out: int = 0, error_as=None):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from .. import text
-from ..common import BLEND, SWITCH
+from ..common import BLEND, CONDITIONAL, FG, INTERPOLATED, SWITCH
 from .common import HIDDEN, IMAGE_KW, Wiring, about
 
 # Redraws while a slider is dragged: one at a time, and gradio's "always_last" keeps only the
@@ -28,6 +28,10 @@ class InterpolateTab:
     strip: gr.Image
     strip_fig: gr.Plot
     strip_cols: gr.Markdown
+    method: gr.Radio                  # centroids or class embeddings (a set with a conditional network)
+    truth_box: gr.Column              # the ground truth (a set with a held-out class)
+    truth: gr.Plot
+    truth_note: gr.Markdown
 
     @property
     def results(self) -> list:
@@ -37,6 +41,12 @@ class InterpolateTab:
     def texts(self) -> list:
         return [self.summary, self.warn, self.strip_cols]
 
+    def shown(self, d: dict, truth) -> dict:
+        """A model set's switch: the choice of what to interpolate when it has a conditional network,
+        its ground truth (truth: app.views.interpolate.Truth) when it has a held-out class."""
+        return {self.method: gr.update(visible=d["conditional"], value=FG),
+                self.truth_box: gr.update(visible=d["truth"]), self.truth: truth.figure, self.truth_note: truth.note}
+
 
 def build(w: Wiring) -> InterpolateTab:
     d = w.d
@@ -44,8 +54,10 @@ def build(w: Wiring) -> InterpolateTab:
     with gr.Row(equal_height=True):
         a = gr.Dropdown(d["classes"], value=d["pair"][0], label="Class A", scale=1, min_width=120, elem_id="interp-a")
         b = gr.Dropdown(d["classes"], value=d["pair"][1], label="Class B", scale=1, min_width=120, elem_id="interp-b")
-        mode = gr.Radio([("blend centroids (alpha)", BLEND), ("switch class at sigma*", SWITCH)], value=BLEND,
+        mode = gr.Radio([("blend (alpha)", BLEND), ("switch class at sigma*", SWITCH)], value=BLEND,
                         label="Mode", scale=2, elem_id="interp-mode")
+        method = gr.Radio([(INTERPOLATED[FG], FG), (INTERPOLATED[CONDITIONAL], CONDITIONAL)], value=FG,
+                          label="Interpolate", scale=3, visible=d["conditional"], elem_id="interp-method")
         n = gr.Slider(1, 16, value=8, step=1, label="Samples", scale=1, min_width=120, elem_id="interp-n")
         seed = gr.Number(0, precision=0, minimum=0, label=SEED_LABEL[BLEND], scale=1, min_width=120,
                          elem_id="interp-seed")
@@ -60,6 +72,9 @@ def build(w: Wiring) -> InterpolateTab:
     with gr.Row():
         grid = gr.Image(label="samples", height=330, elem_id="interp-grid", **IMAGE_KW)
         probs = gr.Plot(label="classifier probabilities", show_label=False, elem_id="interp-probs")
+        with gr.Column(visible=d["truth"], elem_id="interp-truth-box") as truth_box:
+            truth = gr.Plot(label="ground truth", show_label=False, elem_id="interp-truth")
+            truth_note = gr.Markdown(elem_id="interp-truth-note", elem_classes=["explain"])
     with gr.Accordion("Strip across alpha: every alpha at once, with the classifier's verdict against alpha",
                       open=True):
         with gr.Row(equal_height=True):
@@ -69,31 +84,34 @@ def build(w: Wiring) -> InterpolateTab:
         strip_cols = gr.Markdown(elem_id="interp-strip-cols", elem_classes=["explain"])
         strip_fig = gr.Plot(label="probabilities against alpha", show_label=False, elem_id="interp-strip-fig")
         strip_table = gr.JSON(label="probabilities by alpha", **HIDDEN)
-    tab = InterpolateTab(a, b, grid, probs, summary, warn, strip, strip_fig, strip_cols)
+    tab = InterpolateTab(a, b, grid, probs, summary, warn, strip, strip_fig, strip_cols, method, truth_box, truth,
+                         truth_note)
 
-    inputs = [a, b, mode, alpha, sigma, n, seed, w.pick]
+    inputs = [a, b, mode, alpha, sigma, n, seed, method, w.pick]
     outputs = [grid, probs, summary]
     gr.Button("interpolate", **HIDDEN).click(w.api("interpolate"), inputs, outputs, api_name="interpolate", **w.heavy)
-    draw = w.page("interpolate", 3)
-    run_button.click(draw, inputs, outputs + [warn], api_visibility="private", **w.heavy)
+    draw = w.page("interpolate", 5)
+    page_out = outputs + [truth, truth_note, warn]
+    run_button.click(draw, inputs, page_out, api_visibility="private", **w.heavy)
     # every control redraws the samples, so the view always shows what the controls say
     for control in (alpha, sigma, n, seed):
-        control.input(draw, inputs, outputs + [warn], api_visibility="private", **LIVE)
+        control.input(draw, inputs, page_out, api_visibility="private", **LIVE)
 
     def mode_shown(m):
         return gr.update(visible=m == BLEND), gr.update(visible=m == SWITCH), gr.update(label=SEED_LABEL[m])
 
     mode.input(mode_shown, mode, [alpha, sigma, seed], api_visibility="private", queue=False).then(
-        draw, inputs, outputs + [warn], api_visibility="private", **LIVE)
+        draw, inputs, page_out, api_visibility="private", **LIVE)
 
     def pair_changed():
-        """A new pair: the strip of the old one goes (it is drawn on demand, being slow)."""
+        """A new pair (or what is interpolated): the strip of the old one goes (it is drawn on demand,
+        being slow)."""
         return None, None, ""
 
-    gr.on([a.input, b.input], pair_changed, None, [strip, strip_fig, strip_cols], api_visibility="private",
-          queue=False).then(draw, inputs, outputs + [warn], api_visibility="private", **LIVE)
+    gr.on([a.input, b.input, method.input], pair_changed, None, [strip, strip_fig, strip_cols],
+          api_visibility="private", queue=False).then(draw, inputs, page_out, api_visibility="private", **LIVE)
 
-    strip_in = [a, b, strip_n, seed, w.pick]
+    strip_in = [a, b, strip_n, seed, method, w.pick]
     gr.Button("strip", **HIDDEN).click(w.api("interpolate_strip"), strip_in, [strip, strip_fig, strip_table],
                                        api_name="interpolate_strip", **w.heavy)
     strip_run.click(w.page("interpolate_strip", 4), strip_in, [strip, strip_fig, strip_table, strip_cols, warn],

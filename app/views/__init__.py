@@ -19,7 +19,7 @@ class Views(EmbeddingsView, SampleView, InterpolateView, TrajectoriesView, Dista
     """Every view of one model (its context: app.context.Context)."""
 
 
-ENDPOINTS = {"sample": SampleView.sample, "interpolate": InterpolateView.interpolate,
+ENDPOINTS = {"sample": SampleView.sample, "compare_methods": SampleView.compare_methods, "interpolate": InterpolateView.interpolate,
              "interpolate_strip": InterpolateView.interpolate_strip, "trajectories": TrajectoriesView.trajectories,
              "denoise": DenoiseView.denoise, "embedding": EmbeddingsView.embedding,
              "distances": DistancesView.distances, "pair_samples": DistancesView.pair_samples}

@@ -13,7 +13,7 @@ from engine.placement import crops_at_scale, place_images
 from engine.sampler import sample
 
 from .. import imaging
-from ..common import FG, MAX_UPLOADS, file_list, possessive
+from ..common import CONDITIONAL, FG, MAX_UPLOADS, file_list, possessive
 from ..context import Context
 
 
@@ -127,12 +127,32 @@ class ViewBase:
                     "whichever classes the features fall nearest, not copies of your images.")
         return f"{what.capitalize()} lie nearest to **{name}** ({near.ratio:.1f} times its own spread: within the class)."
 
+    # -- the class-conditional partner
+    def conditional(self, what: str):
+        """The model set's class-conditional network, or a refusal that says `what` needs it."""
+        if self.ctx.conditional is None:
+            raise EngineError(f"{what} needs a class-conditional model, and the model set {self.ctx.label} has "
+                              "none; pick a model set that has one, or start the app with --conditional DIR "
+                              "(a model trained with `python -m engine train --kind conditional` on the same data)")
+        return self.ctx.conditional
+
+    def interpolated(self, method) -> tuple[object, str]:
+        """The checkpoint whose targets an interpolation mixes, by method ("feature_guided": centroids,
+        "conditional": class embeddings), and how the summary names them."""
+        method = FG if method in (None, "") else str(method)
+        if method == FG:
+            return self.ctx.fg, "centroids"
+        if method == CONDITIONAL:
+            return self.conditional("interpolating class embeddings"), "class embeddings (conditional network)"
+        raise EngineError(f"method must be '{FG}' (centroids) or '{CONDITIONAL}' (class embeddings), got {method!r}")
+
     # -- sampling to the end
     def run_batch(self, target, n: int, seed: int, settings: SamplerSettings, progress=None,
-                  what: str = "sampling") -> tuple[np.ndarray, int]:
-        """Run the sampler to the end, reporting progress in log sigma; (samples, steps)."""
+                  what: str = "sampling", ckpt=None) -> tuple[np.ndarray, int]:
+        """Run the sampler to the end on ckpt (default: the feature-guided model), reporting progress
+        in log sigma; (samples, steps)."""
         step = None
-        for step in sample(self.ctx.fg, target, n=n, seed=seed, settings=settings):
+        for step in sample(ckpt or self.ctx.fg, target, n=n, seed=seed, settings=settings):
             if progress is not None and not step.final:
                 active = step.active
                 sig = float(step.sigma[active].max()) if bool(active.any()) else settings.sigma_L

@@ -3,7 +3,7 @@ compare with, and the independent classifier's reading of the samples."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import gradio as gr
 import numpy as np
@@ -14,8 +14,8 @@ from engine.errors import EngineError
 from engine.sampler import ClassTarget, ImageTarget, Unconditional, sample
 
 from .. import imaging, runs
-from ..common import (CLASS, GRID_PX, IMAGES, MIXTURE_MODE, Result, check_count, check_seed,
-                      file_list, number, status_html)
+from ..common import (CLASS, COMPARE_MAX, FG, GRID_PX, IMAGES, METHODS, MIXTURE_MODE, Result, check_count,
+                      check_seed, file_list, number, status_html)
 from ..errors import user_errors
 from .base import ViewBase, progress_fraction
 
@@ -39,6 +39,15 @@ class UploadPreview(Result):
     picture: object    # the uploads as the model sees them (None if refused)
     message: str       # what was read, or which files were refused and why
     refused: bool
+
+
+@dataclass
+class Compared(Result):
+    """/compare_methods: one picture per method with its caption, the status line, and per method
+    its network evaluations, seconds, steps and the classifier's reading."""
+    gallery: list      # [(picture, caption)] in the order asked
+    status: str        # HTML status line
+    table: dict        # {method: {nfe_per_sample, seconds, steps, cfg, classifier_reading}}
 
 
 def settings_from(beta, h0, guidance, eps_scale) -> SamplerSettings:
@@ -194,3 +203,63 @@ class SampleView(ViewBase):
         yield SampleUpdate(path, imaging.grid(samples, px=GRID_PX),
                            status_html(text, 1.0, "done limit" if limit else "done"),
                            imaging.grid(samples, px=GRID_PX), files, gr.skip())
+
+    def methods_asked(self, methods) -> list[str]:
+        chosen = list(METHODS) if methods is None else list(dict.fromkeys(str(m) for m in
+                                                                          ([methods] if isinstance(methods, str) else methods)))
+        if not chosen:
+            raise EngineError("choose at least one method to compare")
+        unknown = [m for m in chosen if m not in METHODS]
+        if unknown:
+            raise EngineError(f"unknown method {unknown[0]!r}; the methods are {', '.join(METHODS)}")
+        return chosen
+
+    @user_errors
+    def compare_methods(self, condition: str = CLASS, class_name: str = "", methods: list[str] | None = None,
+                        n: int = COMPARE_MAX, seed: int = 0, beta: float = SamplerSettings.beta,
+                        h0: float = SamplerSettings.h0, guidance: float = SamplerSettings.guidance,
+                        eps_scale: float = SamplerSettings.eps_scale):
+        """Stream a comparison of methods on one class: the same seed (the same noise) under feature
+        guidance, the conditional network (w = 0) and classifier-free guidance at w = 1, 2, 3 (any of
+        them, `methods`; default all): Compared (one captioned picture per method, status, numbers),
+        updated as each method finishes. guidance carries only the feature-guided target (a
+        conditional model takes classifier-free guidance instead)."""
+        conditional = self.conditional("comparing methods")
+        if condition != CLASS:
+            raise EngineError("methods are compared on a class: the conditional network is told a class through "
+                              "its learned embedding, never images, so it cannot be conditioned on uploaded images; "
+                              "choose Condition on: class")
+        name = self.class_name(class_name)
+        chosen = self.methods_asked(methods)
+        n, seed = check_count(n, COMPARE_MAX, "number of samples per method"), check_seed(seed)
+        base = settings_from(beta, h0, guidance, eps_scale)
+        items, table, t_all = [], {}, time.perf_counter()
+        for k, method in enumerate(chosen):
+            yield Compared(list(items), status_html(
+                f"comparing on class {name}, seed {seed}: <b>{method}</b> ({k + 1} of {len(chosen)})",
+                k / len(chosen)), dict(table))
+            kind, w = METHODS[method]
+            ckpt = self.ctx.fg if kind == FG else conditional
+            settings = replace(base, cfg=w, guidance=base.guidance if kind == FG else 0.0)
+            t0 = time.perf_counter()
+            step = None
+            for step in sample(ckpt, ClassTarget(name), n=n, seed=seed, settings=settings):
+                pass
+            seconds = time.perf_counter() - t0
+            samples = imaging.as_array(step.denoised)
+            counts = self.readings(samples)
+            hits = None if counts is None else counts.get(name, 0)
+            table[method] = {"nfe_per_sample": int(step.nfe), "seconds": round(seconds, 3), "steps": step.t - 1,
+                             "cfg": w, "guidance": settings.guidance,
+                             **({} if counts is None else {"classifier_reading": dict(counts.most_common()),
+                                                           "read_as_class": hits})}
+            caption = (f"{method}: {step.nfe} network evaluations per sample, {seconds:.1f} s"
+                       + ("" if hits is None else f"; {hits} of {n} read as {name}"))
+            items.append((imaging.grid(samples, ncol=min(n, 2), scale=3), caption))
+        seconds = time.perf_counter() - t_all
+        cfg_note = (" &middot; CFG evaluates the network twice a step (told the class, and the null class)"
+                    if any(METHODS[m][1] for m in chosen) else "")
+        reading = "" if self.ctx.classifier.get() is not None else " &middot; " + self.reading_text(None, n, name)
+        text = (f"<b>done</b>: {len(chosen)} method(s) on class {name}, the same noise for each (seed {seed}, "
+                f"{n} samples) &middot; {seconds:.1f} s &middot; model {self.ctx.label}{cfg_note}{reading}")
+        yield Compared(items, status_html(text, 1.0, "done"), table)
