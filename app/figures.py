@@ -320,16 +320,38 @@ def label_room(x: np.ndarray, y: np.ndarray, width: float = LABEL_W, height: flo
     return chosen
 
 
-def ground_truth(gt, alpha: float | None = None, live: dict | None = None, model: str = "",
-                 height: int = 330) -> go.Figure:
+
+def _labels_on_log_axis(fig: go.Figure, values) -> None:
+    """The labels of horizontal lines at `values` of a log y axis, put beside their lines: plotly.js
+    (3.x, the page's and the report's) places a line (shape) on a log axis by its value but a label
+    (annotation) by log10 of it, so a label given the value lands elsewhere (at 10^2 for ratio 2).
+    Labels already placed by log10 are left as they are."""
+    raw = [float(v) for v in values]
+    for note in fig.layout.annotations:
+        if note.yref == "y" and note.y is not None and any(abs(float(note.y) - v) < 1e-12 for v in raw):
+            note.y = math.log10(float(note.y))
+
+
+def ground_truth(gt, alpha: float | None = None, live: dict | None = None, height: int = 330) -> go.Figure:
     """The model set's measured interpolation against its held-out class (engine.figures.ground_truth_figure:
-    aspect ratio against alpha per method), laid out as the page's other figures: the position shown
-    marked and the ratios of the samples shown overlaid."""
+    aspect ratio against alpha per method, median and quartiles), laid out as the page's other figures
+    for a third of the page's width: the position shown marked and the ratios of the samples shown
+    overlaid (live: {method: ratios}); the legend in one row of short names."""
     from engine.figures import ground_truth_figure
     fig = ground_truth_figure(gt, alpha=alpha, live=live)
-    sub = "line: median of the measured samples, band: quartiles" + (f"; circles: these samples" if live else "")
-    base_layout(fig, f"Aspect ratio against alpha, measured<br><sup>{sub}{'; ' + model if model else ''}</sup>",
-                height=height, margin=dict(l=55, r=15, t=55, b=40))
+    _labels_on_log_axis(fig, [float(gt.a.split()[-1]), float(gt.b.split()[-1]), gt.real_ratio_median])
+    for trace in fig.data:
+        if trace.name and trace.name.endswith("these samples"):
+            trace.showlegend = False                  # said in the subtitle: the legend stays one row
+        elif trace.name:
+            trace.name = trace.name.split(" (")[0]
+    base_layout(fig, f"Aspect ratio of samples against alpha<br><sup>dashed: real {gt.held_out} (never trained)"
+                + ("; circles: these samples" if live else "") + "</sup>", height=height,
+                margin=dict(l=55, r=10, t=55, b=40))
     fig.update_layout(legend=dict(orientation="h", y=-0.2, x=0, font=dict(size=11)))
-    fig.update_yaxes(title="width / height (log)")
+    fig.update_yaxes(title="width / height")
+    fig.update_xaxes(title=dict(text=f"alpha: 0 = {gt.a}, 1 = {gt.b}", font=dict(size=12)))
+    for note in fig.layout.annotations:
+        if note.yref == "y":
+            note.font = dict(size=11, color="#555")
     return fig

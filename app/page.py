@@ -62,6 +62,8 @@ CSS = """
   grid-template-rows: none !important; grid-auto-rows: auto !important; }
 .captioned .gallery-item button { display: flex !important; flex-direction: column; }
 .captioned .gallery-item img { flex: 1 1 auto; min-height: 0; height: auto !important; object-fit: contain !important; }
+/* the comparison of methods: one tall grid per method, as tall as the view allows, not a square thumbnail */
+#sample-compared .thumbnail-item { aspect-ratio: auto !important; height: 370px !important; }
 """
 
 PLOT_CLICK_JS = """
@@ -174,7 +176,7 @@ def build_blocks(registry: Registry, engine_concurrency: int = 1) -> gr.Blocks:
                     **dict(zip(mdl.outputs, model.contents(c))), **smp.shown(dd["conditional"]),
                     **itp.shown(dd, views.truth(*dd["pair"]))}
 
-        per_set = [smp.compare_box, smp.compare_run, smp.pictures, smp.compared, itp.method, itp.truth_box,
+        per_set = [smp.compare_box, smp.compare_run, smp.pictures, smp.compared, itp.method, itp.alpha, itp.truth_box,
                    itp.truth, itp.truth_note]
         demo.load(on_load, [emb.model, emb.layer, emb.sigma, emb.method, pick],
                   [emb.map, emb.note, emb.shown, den.pick, den.indices, itp.a, itp.b, trj.targets, *mdl.outputs,

@@ -45,14 +45,14 @@ SAMPLE_MORE = (
     "that reproduces the run. When the run ends, the left panel shows the path of the first samples from noise "
     "to sample. sigma is the noise level the sampler estimates in y_t from the image itself, so at the start it "
     "can read a little above the 1 it starts from; a run that reaches its step limit before sigma_L stops there, and "
-    "the status says so: those samples keep a little noise. **Compare methods** (a model set with a conditional "
-    "network) draws the same class and noise under each method, side by side.")
+    "the status says so: those samples keep a little noise.")
 
 CFG = ("**Classifier-free guidance (CFG)** of weight w samples with D_cond + w (D_cond - D_uncond): the "
        "conditional network's answer told the class, pushed further from its answer told nothing (the null class "
        "it also learned). w = 0 is the conditional network alone; a larger w gives more typical, less varied "
        "samples of the class, at two network evaluations a step instead of one.")
-COMPARE = ("The same class and noise (the seed) under each method: **feature guidance** (this model, its "
+COMPARE = ("**Compare methods** (a model set with a conditional network; pick them under *Methods to compare*): "
+           "the same class and noise (the seed) under each method, side by side: **feature guidance** (this model, its "
            "features projected onto the class centroid), the **conditional network** (a UNet told the class by a "
            f"learned embedding, trained on the same data) and CFG. {CFG} Up to 8 samples per method: the first of "
            "the seed's, so feature guidance shows the first samples that Sample draws.")

@@ -15,6 +15,8 @@ from .common import HIDDEN, IMAGE_KW, Wiring, about
 LIVE = dict(concurrency_id="interpolate-live", concurrency_limit=1, trigger_mode="always_last",
             show_progress="hidden")
 SEED_LABEL = {BLEND: "Seed (the same for every alpha)", SWITCH: "Seed (the same for every sigma*)"}
+ALPHA_LABEL = {FG: "alpha: 0 = centroid of A, 1 = centroid of B (redrawn as you drag)",
+               CONDITIONAL: "alpha: 0 = class embedding of A, 1 = that of B (redrawn as you drag)"}
 
 
 @dataclass
@@ -29,6 +31,7 @@ class InterpolateTab:
     strip_fig: gr.Plot
     strip_cols: gr.Markdown
     method: gr.Radio                  # centroids or class embeddings (a set with a conditional network)
+    alpha: gr.Slider
     truth_box: gr.Column              # the ground truth (a set with a held-out class)
     truth: gr.Plot
     truth_note: gr.Markdown
@@ -44,7 +47,7 @@ class InterpolateTab:
     def shown(self, d: dict, truth) -> dict:
         """A model set's switch: the choice of what to interpolate when it has a conditional network,
         its ground truth (truth: app.views.interpolate.Truth) when it has a held-out class."""
-        return {self.method: gr.update(visible=d["conditional"], value=FG),
+        return {self.method: gr.update(visible=d["conditional"], value=FG), self.alpha: gr.update(label=ALPHA_LABEL[FG]),
                 self.truth_box: gr.update(visible=d["truth"]), self.truth: truth.figure, self.truth_note: truth.note}
 
 
@@ -52,18 +55,18 @@ def build(w: Wiring) -> InterpolateTab:
     d = w.d
     about(text.INTERPOLATE, text.INTERPOLATE_MORE)
     with gr.Row(equal_height=True):
-        a = gr.Dropdown(d["classes"], value=d["pair"][0], label="Class A", scale=1, min_width=120, elem_id="interp-a")
-        b = gr.Dropdown(d["classes"], value=d["pair"][1], label="Class B", scale=1, min_width=120, elem_id="interp-b")
+        a = gr.Dropdown(d["classes"], value=d["pair"][0], label="Class A", scale=1, min_width=140, elem_id="interp-a")
+        b = gr.Dropdown(d["classes"], value=d["pair"][1], label="Class B", scale=1, min_width=140, elem_id="interp-b")
         mode = gr.Radio([("blend (alpha)", BLEND), ("switch class at sigma*", SWITCH)], value=BLEND,
-                        label="Mode", scale=2, elem_id="interp-mode")
+                        label="Mode", scale=2, min_width=200, elem_id="interp-mode")
         method = gr.Radio([(INTERPOLATED[FG], FG), (INTERPOLATED[CONDITIONAL], CONDITIONAL)], value=FG,
-                          label="Interpolate", scale=3, visible=d["conditional"], elem_id="interp-method")
-        n = gr.Slider(1, 16, value=8, step=1, label="Samples", scale=1, min_width=120, elem_id="interp-n")
-        seed = gr.Number(0, precision=0, minimum=0, label=SEED_LABEL[BLEND], scale=1, min_width=120,
+                          label="Interpolate", scale=3, min_width=300, visible=d["conditional"],
+                          elem_id="interp-method")
+        n = gr.Slider(1, 16, value=8, step=1, label="Samples", scale=1, min_width=110, elem_id="interp-n")
+        seed = gr.Number(0, precision=0, minimum=0, label=SEED_LABEL[BLEND], scale=1, min_width=110,
                          elem_id="interp-seed")
     with gr.Row(equal_height=True):
-        alpha = gr.Slider(-0.5, 1.5, value=0.5, step=0.05, scale=4, elem_id="interp-alpha",
-                          label="alpha: 0 = centroid of A, 1 = centroid of B (redrawn as you drag)")
+        alpha = gr.Slider(-0.5, 1.5, value=0.5, step=0.05, scale=4, elem_id="interp-alpha", label=ALPHA_LABEL[FG])
         sigma = gr.Slider(0.02, 0.9, value=0.3, step=0.01, visible=False, scale=4, elem_id="interp-sigma",
                           label="sigma*: class A above this noise level, class B below it (redrawn as you drag)")
         run_button = gr.Button("Sample", variant="primary", scale=1, elem_id="interp-run")
@@ -84,8 +87,8 @@ def build(w: Wiring) -> InterpolateTab:
         strip_cols = gr.Markdown(elem_id="interp-strip-cols", elem_classes=["explain"])
         strip_fig = gr.Plot(label="probabilities against alpha", show_label=False, elem_id="interp-strip-fig")
         strip_table = gr.JSON(label="probabilities by alpha", **HIDDEN)
-    tab = InterpolateTab(a, b, grid, probs, summary, warn, strip, strip_fig, strip_cols, method, truth_box, truth,
-                         truth_note)
+    tab = InterpolateTab(a, b, grid, probs, summary, warn, strip, strip_fig, strip_cols, method, alpha, truth_box,
+                         truth, truth_note)
 
     inputs = [a, b, mode, alpha, sigma, n, seed, method, w.pick]
     outputs = [grid, probs, summary]
@@ -108,8 +111,15 @@ def build(w: Wiring) -> InterpolateTab:
         being slow)."""
         return None, None, ""
 
-    gr.on([a.input, b.input, method.input], pair_changed, None, [strip, strip_fig, strip_cols],
+    gr.on([a.input, b.input], pair_changed, None, [strip, strip_fig, strip_cols],
           api_visibility="private", queue=False).then(draw, inputs, page_out, api_visibility="private", **LIVE)
+
+    def method_changed(m):
+        """What is interpolated changed: the slider says what alpha blends; the strip of the other goes."""
+        return (gr.update(label=ALPHA_LABEL.get(m, ALPHA_LABEL[FG])), *pair_changed())
+
+    method.input(method_changed, method, [alpha, strip, strip_fig, strip_cols], api_visibility="private",
+                 queue=False).then(draw, inputs, page_out, api_visibility="private", **LIVE)
 
     strip_in = [a, b, strip_n, seed, method, w.pick]
     gr.Button("strip", **HIDDEN).click(w.api("interpolate_strip"), strip_in, [strip, strip_fig, strip_table],

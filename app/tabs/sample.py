@@ -54,7 +54,7 @@ def build(w: Wiring) -> SampleTab:
     d = w.d
     with gr.Row():
         with gr.Column(scale=5):
-            about(text.SAMPLE, text.SAMPLE_MORE)
+            about(text.SAMPLE, text.SAMPLE_MORE + "\n\n" + text.COMPARE)
         with gr.Column(scale=2, min_width=200):
             with gr.Accordion("Sampler settings", open=False, elem_id="sample-settings"):
                 beta = gr.Slider(0.01, 1.0, value=SamplerSettings.beta, step=0.01,
@@ -67,9 +67,8 @@ def build(w: Wiring) -> SampleTab:
         with gr.Column(scale=2, min_width=200):
             with gr.Accordion("Methods to compare", open=False, visible=d["conditional"],
                               elem_id="sample-compare-box") as compare_box:
-                methods = gr.CheckboxGroup(list(METHODS), value=list(METHODS), label="the same class and noise under each",
-                                           elem_id="sample-methods")
-                gr.Markdown(text.COMPARE, elem_classes=["explain"])
+                methods = gr.CheckboxGroup(list(METHODS), value=list(METHODS), container=False,
+                                           label="the same class and noise under each method", elem_id="sample-methods")
     with gr.Row(equal_height=True):
         condition = gr.Dropdown([CLASS, IMAGES, MIXTURE_MODE], value=CLASS, label="Condition on", scale=1,
                                 min_width=200, elem_id="sample-condition")

@@ -32,9 +32,11 @@ class Interpolated(Result):
 
 @dataclass
 class Truth(Result):
-    """The ground-truth figure of a model set with a held-out class, and a line on it."""
+    """The ground-truth figure of a model set with a held-out class, a line on what is missing from
+    it, and what it says of the samples shown."""
     figure: object
     note: str
+    reading: str = ""
 
 
 @dataclass
@@ -56,33 +58,33 @@ class InterpolateView(ViewBase):
 
     def truth(self, a: str | None = None, b: str | None = None, alpha: float | None = None,
               method: str = FG, samples: np.ndarray | None = None) -> Truth:
-        """The model set's measured interpolation against its held-out class (None for a set without
-        one): the position alpha of the pair a -> b marked on it and, when samples are given, their
-        aspect ratios (engine.data.aspect_ratio) drawn there under `method`. The curve runs from the
-        measured pair's first class to its second: the reversed pair is read at 1 - alpha; another
+        """The model set's measured interpolation against its held-out class (nothing for a set
+        without one): the position alpha of the pair a -> b marked on it and, when samples are given,
+        their aspect ratios (engine.data.aspect_ratio) drawn there under `method`. The curve runs from
+        the measured pair's first class to its second: the reversed pair is read at 1 - alpha; another
         pair is not on it."""
         if self.ctx.ground_truth_path is None:
             return Truth(None, "")
-        gt = self.ctx.ground_truth()
+        try:
+            gt = self.ctx.ground_truth()
+        except EngineError as e:              # a file there but unreadable: said where the plot goes
+            return Truth(None, str(e))
         if gt is None:
-            return Truth(None, "No ground truth measured for this model set yet: run `python -m engine report`, "
-                         f"which writes it (`{shown_path(self.ctx.ground_truth_path)}`).")
+            return Truth(None, "No ground truth measured for this model set yet "
+                         f"(`{shown_path(self.ctx.ground_truth_path)}`): run `python -m engine report`, which "
+                         "measures it.")
         where = {(gt.a, gt.b): alpha, (gt.b, gt.a): None if alpha is None else 1 - alpha}
-        if (a, b) not in where and a is not None:
-            return Truth(figures.ground_truth(gt, model=self.ctx.label),
-                         f"The ground truth is measured from **{gt.a}** to **{gt.b}**; choose that pair to see "
-                         "these samples on it.")
+        if a is not None and (a, b) not in where:
+            return Truth(figures.ground_truth(gt), f"Measured from {gt.a} to {gt.b}: choose that pair to see the "
+                         "samples on it.")
         at = where.get((a, b))
-        live = None
-        if samples is not None and at is not None:
-            from engine.data import aspect_ratio
-            ratios = aspect_ratio(samples)
-            live = {method: ratios.tolist()}
-        note = (f"{gt.held_out} was never trained: interpolating {gt.a} to {gt.b} should pass through it "
-                f"(dashed line, the median of real {gt.held_out} images: {gt.real_ratio_median:.2f}).")
-        if live:
-            note += f" These samples, at alpha = {at:g} of that curve: median ratio {float(np.median(ratios)):.2f}."
-        return Truth(figures.ground_truth(gt, alpha=at, live=live, model=self.ctx.label), note)
+        if samples is None or at is None:
+            return Truth(figures.ground_truth(gt, alpha=at), "")
+        from engine.data import aspect_ratio
+        ratios = aspect_ratio(samples)
+        return Truth(figures.ground_truth(gt, alpha=at, live={method: ratios.tolist()}), "",
+                     f"Median aspect ratio {float(np.median(ratios)):.2f} (real {gt.held_out}: "
+                     f"{gt.real_ratio_median:.2f}).")
 
     @user_errors
     def interpolate(self, class_a: str, class_b: str, mode: str = BLEND, alpha: float = 0.5,
@@ -108,19 +110,21 @@ class InterpolateView(ViewBase):
             raise EngineError(f"mode must be '{BLEND}' or '{SWITCH}', got {mode!r}")
         samples, steps = self.run_batch(target, n, seed, SamplerSettings(), progress, ckpt=ckpt)
         probs = self.probabilities(samples)
+        short = "" if self.ctx.ground_truth_path is not None else " for these samples"  # a third of the width
         if probs is None:
             fig = figures.message_figure(self.ctx.classifier.status(), height=330)
         else:
             fig = figures.probability_bars(probs, self.ctx.classes, [a, b],
-                                           f"Classifier's probabilities for these samples ({label})"
+                                           f"Classifier's probabilities{short} ({label})"
                                            f"<br><sup>{self.ctx.label}</sup>")
-        of = "" if ckpt is self.ctx.fg else f" of the {mixed}"
+        of = "" if ckpt is self.ctx.fg else f", {mixed}"
         summary = (f"**{a}** to **{b}**{of}, {label}: {n} samples, seed {seed}, {steps - 1} steps, model "
                    f"{self.ctx.label}. " + ("" if probs is None else
                                             f"Mean probability of {a}: {probs[:, self.ctx.classes.index(a)].mean():.2f}, "
                                             f"of {b}: {probs[:, self.ctx.classes.index(b)].mean():.2f}."))
         truth = self.truth(a, b, alpha if mode == BLEND else None, str(method or FG),
                            samples if mode == BLEND else None)
+        summary += f" {truth.reading}" if truth.reading else ""
         return Interpolated(imaging.grid(samples, ncol=4, px=GRID_PX), fig, summary, truth.figure, truth.note)
 
     @user_errors

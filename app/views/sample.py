@@ -260,6 +260,6 @@ class SampleView(ViewBase):
         cfg_note = (" &middot; CFG evaluates the network twice a step (told the class, and the null class)"
                     if any(METHODS[m][1] for m in chosen) else "")
         reading = "" if self.ctx.classifier.get() is not None else " &middot; " + self.reading_text(None, n, name)
-        text = (f"<b>done</b>: {len(chosen)} method(s) on class {name}, the same noise for each (seed {seed}, "
+        text = (f"<b>done</b>: {len(chosen)} method{'s' if len(chosen) > 1 else ''} on class {name}, the same noise for each (seed {seed}, "
                 f"{n} samples) &middot; {seconds:.1f} s &middot; model {self.ctx.label}{cfg_note}{reading}")
         yield Compared(items, status_html(text, 1.0, "done"), table)
