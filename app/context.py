@@ -158,6 +158,7 @@ class ModelSource:
         self.mixture = mixture
         self.conditional = conditional
         self.ground_truth = ground_truth
+        self._classes: list[str] | None = None
         self.atlas = atlas
         self.save_to = save_to
         self.atlas_given = atlas_given
@@ -166,6 +167,17 @@ class ModelSource:
     @property
     def key(self) -> str:
         return self.label
+
+    def classes(self) -> list[str]:
+        """The classes its checkpoint records, read without building its network ([] when it cannot
+        be read: it is refused with its reason when picked)."""
+        if self._classes is None:
+            from engine.checkpoint import DEFAULT_CHECKPOINT, read_file
+            try:
+                self._classes = [str(c) for c in read_file(self.checkpoint or DEFAULT_CHECKPOINT)["classes"]]
+            except (EngineError, KeyError, TypeError):
+                self._classes = []
+        return self._classes
 
 
 class Registry:
@@ -191,6 +203,16 @@ class Registry:
 
     def choices(self) -> list[str]:
         return list(self.order)
+
+    def all_classes(self) -> list[str]:
+        """Every class of the picker's models, the first model's first: what the page's class controls
+        accept from a programmatic call, whichever model it names (the view then checks that the
+        class is its model's). A page shows only its model's classes (set when it loads)."""
+        names = list(self.context().classes)
+        for key in self.order:
+            more = self.loaded[key].classes if key in self.loaded else self.sources[key].classes()
+            names += [c for c in more if c not in names]
+        return names
 
     def context(self, key: str | None = None) -> Context:
         key = self.default if key in (None, "") else str(key)

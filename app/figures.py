@@ -342,7 +342,7 @@ def ground_truth(gt, alpha: float | None = None, live: dict | None = None, heigh
     _labels_on_log_axis(fig, [float(gt.a.split()[-1]), float(gt.b.split()[-1]), gt.real_ratio_median])
     for trace in fig.data:
         if trace.name and trace.name.endswith("these samples"):
-            trace.showlegend = False                  # said in the subtitle: the legend stays one row
+            trace.name, trace.showlegend = "these samples", False    # said in the subtitle: the legend stays one row
         elif trace.name:
             trace.name = trace.name.split(" (")[0]
     base_layout(fig, f"Aspect ratio of samples against alpha<br><sup>dashed: real {gt.held_out} (never trained)"

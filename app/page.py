@@ -124,7 +124,7 @@ def build_blocks(registry: Registry, engine_concurrency: int = 1) -> gr.Blocks:
             pick = gr.Dropdown(choices, value=registry.default, show_label=False, container=False,
                                interactive=len(choices) > 1, label="Model shown in every view", elem_id="model-pick",
                                scale=2, min_width=320)
-        w = Wiring(registry, pick, engine_concurrency, defaults(ctx))
+        w = Wiring(registry, pick, engine_concurrency, {**defaults(ctx), "all_classes": registry.all_classes()})
         with gr.Tabs():
             with gr.Tab("Embeddings", id="embeddings"):
                 emb = embeddings.build(w)
@@ -170,17 +170,20 @@ def build_blocks(registry: Registry, engine_concurrency: int = 1) -> gr.Blocks:
             views = w.views(key)
             gallery = views.test_gallery()
             dd = defaults(c)
+            # the class controls were built with every model's classes (for the API): the page's model's here
+            classes = lambda value: gr.update(choices=dd["classes"], value=value)         # noqa: E731
             return {emb.map: fig, emb.note: note, emb.shown: shown, den.pick: gallery.gallery,
-                    den.indices: gallery.indices, itp.a: gr.update(value=dd["pair"][0]),
-                    itp.b: gr.update(value=dd["pair"][1]), trj.targets: gr.update(value=dd["targets"]),
+                    den.indices: gallery.indices, itp.a: classes(dd["pair"][0]), itp.b: classes(dd["pair"][1]),
+                    trj.targets: classes(dd["targets"]), smp.cls: classes(dd["classes"][0]),
+                    emb.cls: classes(None), dst.a: classes(dd["pair"][0]), dst.b: classes(dd["pair"][1]),
                     **dict(zip(mdl.outputs, model.contents(c))), **smp.shown(dd["conditional"]),
                     **itp.shown(dd, views.truth(*dd["pair"]))}
 
         per_set = [smp.compare_box, smp.compare_run, smp.pictures, smp.compared, itp.method, itp.alpha, itp.truth_box,
                    itp.truth, itp.truth_note]
         demo.load(on_load, [emb.model, emb.layer, emb.sigma, emb.method, pick],
-                  [emb.map, emb.note, emb.shown, den.pick, den.indices, itp.a, itp.b, trj.targets, *mdl.outputs,
-                   *per_set], api_visibility="private", **w.light)
+                  [emb.map, emb.note, emb.shown, den.pick, den.indices, itp.a, itp.b, trj.targets, smp.cls, emb.cls,
+                   dst.a, dst.b, *mdl.outputs, *per_set], api_visibility="private", **w.light)
 
         # switching models: every control follows the model's classes, layers and defaults, and every
         # view's results of the previous model are cleared

@@ -22,10 +22,10 @@ from gradio_client.exceptions import AppError
 from engine.data import load_image
 from engine.placement import crops_at_scale
 from engine.config import SamplerSettings
-from engine.sampler import EPS_SCALE, GUIDANCE, ClassTarget, ImageTarget, run
+from engine.sampler import EPS_SCALE, GUIDANCE, ClassTarget, ImageTarget, Interpolation, run
 
-ENDPOINTS = ["/sample", "/interpolate", "/interpolate_strip", "/trajectories", "/denoise", "/embedding",
-             "/distances", "/pair_samples"]
+ENDPOINTS = ["/sample", "/compare_methods", "/interpolate", "/interpolate_strip", "/trajectories", "/denoise",
+             "/embedding", "/distances", "/pair_samples"]
 
 
 @pytest.fixture(scope="module")
@@ -264,3 +264,98 @@ def test_every_endpoint_answers_from_the_model_named_by_checkpoint(client, app_s
     assert summary["model"] == SECOND
     assert set(keys_asked) == {SECOND}, keys_asked        # every call went to the second entry
     assert len(keys_asked) >= 9
+
+
+# ----------------------------------------------------------------------------- methods and model sets
+
+def same_picture(path, want: np.ndarray) -> None:
+    """A picture the server sent is the one drawn from these samples (to a level of rounding: the
+    server's and this process's threads may sum in another order)."""
+    from PIL import Image
+    got = np.asarray(Image.open(path).convert("L")).astype(int)
+    assert got.shape == want.shape[:2] and np.abs(got - want.reshape(got.shape)).max() <= 1
+
+
+def test_compare_methods_draws_the_same_class_and_seed_under_each_method(client, app_server):
+    """Each method's grid is the engine's samples of that method for the class and seed; the
+    numbers are the engine's network evaluations (classifier-free guidance: two a step)."""
+    from app import imaging
+    name = app_server.fg.classes[1]
+    methods = ["feature guidance", "conditional network (w = 0)", "CFG w = 2"]
+    gallery, status, table = client.predict("class", name, methods, 3, 4, 0.5, 0.05, api_name="/compare_methods")
+    assert [item["caption"].split(":")[0] for item in gallery] == methods
+    assert "done" in status and "3 methods" in status and "seed 4" in status
+    assert all("network evaluations per sample" in item["caption"] for item in gallery)
+    for (ckpt, cfg), item, method in zip([(app_server.fg, 0.0), (app_server.conditional, 0.0),
+                                          (app_server.conditional, 2.0)], gallery, methods):
+        x, (last,) = run(ckpt, ClassTarget(name), n=3, seed=4, settings=SamplerSettings(beta=0.5, h0=0.05, cfg=cfg))
+        same_picture(item["image"], imaging.grid(x, ncol=2, scale=3))
+        assert table[method]["nfe_per_sample"] == last.nfe and table[method]["cfg"] == cfg
+    assert table["CFG w = 2"]["nfe_per_sample"] > table["conditional network (w = 0)"]["nfe_per_sample"]
+
+
+def test_comparing_methods_refuses_clearly_and_the_server_keeps_serving(client, app_server):
+    from app_fixtures import SECOND
+    name = app_server.fg.classes[0]
+    with pytest.raises(AppError, match="needs a class-conditional model, and the model set .* has none"):
+        client.predict("class", name, ["feature guidance"], 2, 0, 0.5, 0.05, checkpoint=SECOND,
+                       api_name="/compare_methods")
+    with pytest.raises(AppError, match="cannot be conditioned on uploaded images"):
+        client.predict("uploaded images", name, ["feature guidance"], 2, 0, 0.5, 0.05, api_name="/compare_methods")
+    with pytest.raises(AppError, match="choose at least one method"):
+        client.predict("class", name, [], 2, 0, 0.5, 0.05, api_name="/compare_methods")
+    with pytest.raises(AppError, match="between 1 and 8"):
+        client.predict("class", name, ["feature guidance"], 9, 0, 0.5, 0.05, api_name="/compare_methods")
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict("class", name, ["CFG w = 9"], 2, 0, 0.5, 0.05, api_name="/compare_methods")
+    assert client.predict(api_name="/embedding")[0]["type"] == "plotly"
+
+
+def test_interpolate_blends_class_embeddings_of_the_conditional_network(client, app_server):
+    from app import imaging
+    from app.common import GRID_PX
+    from app_fixtures import SECOND
+    a, b = app_server.fg.classes[:2]
+    grid, _, summary = client.predict(a, b, "blend", 0.4, 0.3, 2, 3, "conditional", api_name="/interpolate")
+    assert "class embeddings (conditional network), alpha = 0.4" in summary
+    x, _ = run(app_server.conditional, Interpolation(a, b, 0.4), n=2, seed=3)
+    same_picture(grid, imaging.grid(x, ncol=4, px=GRID_PX))
+    _, _, summary = client.predict(a, b, "switch", 0.5, 0.2, 2, 3, "conditional", api_name="/interpolate")
+    assert "class embeddings" in summary and "sigma* = 0.2" in summary
+    _, fig, table = client.predict(a, b, 1, 0, "conditional", api_name="/interpolate_strip")
+    assert "class embeddings" in json.loads(fig["plot"])["layout"]["title"]["text"] and len(table) >= 3
+    with pytest.raises(AppError, match="needs a class-conditional model"):
+        client.predict(a, b, "blend", 0.5, 0.3, 2, 0, "conditional", checkpoint=SECOND, api_name="/interpolate")
+
+
+def test_the_ovals_set_reads_its_samples_against_the_held_out_class(client, app_server):
+    """The ovals set: the pair either side of the held-out class, the samples' aspect ratio in the
+    summary, and in the page the ground truth with the alpha shown and these samples on it (the
+    reversed pair read at 1 - alpha, another pair not on it, a missing file said how to make)."""
+    from app_fixtures import OVALS
+    from engine.data import aspect_ratio
+    from engine.ground_truth import PAIR
+    a, b = PAIR
+    _, _, summary = client.predict(a, b, "blend", 0.25, 0.3, 2, 1, "conditional", checkpoint=OVALS,
+                                   api_name="/interpolate")
+    assert re.search(r"Median aspect ratio [0-9.]+ \(real ratio 1: [0-9.]+\)", summary)
+    views = app_server.demo.registry.views(OVALS)
+    x, _ = run(views.ctx.conditional, Interpolation(a, b, 0.25), n=2, seed=1)
+    out = views.interpolate(a, b, "blend", 0.25, 0.3, 2, 1, "conditional", progress=None)
+    live = [t for t in out.truth.data if t.name == "these samples"]
+    assert len(live) == 1 and list(live[0].x) == [0.25, 0.25]
+    np.testing.assert_allclose(live[0].y, aspect_ratio(x.cpu().numpy()), rtol=1e-6)
+    assert out.truth_note == "" and {"feature guidance", "conditional network"} <= {t.name for t in out.truth.data}
+    reversed_ = views.truth(b, a, 0.25, "feature_guided", x.cpu().numpy())
+    assert [t.x[0] for t in reversed_.figure.data if t.name == "these samples"] == [0.75]
+    other = views.truth(a, "ratio 5", 0.5)
+    assert other.figure is not None and "choose that pair" in other.note
+    path = views.ctx.ground_truth_path
+    try:
+        views.ctx.ground_truth_path = path.with_name("missing.json")
+        missing = views.truth(a, b, 0.5)
+        assert missing.figure is None and "run `python -m engine report`" in missing.note
+    finally:
+        views.ctx.ground_truth_path = path
+    # a set without a held-out class has no ground truth
+    assert app_server.demo.registry.views().truth(*app_server.fg.classes[:2], 0.5).figure is None

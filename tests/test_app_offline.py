@@ -269,6 +269,29 @@ def test_the_registry_serves_each_model_its_own_views_and_the_page_clears_a_fail
     assert list(inspect.signature(api).parameters)[-1] == "checkpoint"
 
 
+def test_a_model_set_takes_a_conditional_network_of_its_own_data_only(tiny_fg, tiny_mixture, tiny_atlas, tiny_fg_dir,
+                                                                       tiny_mixture_dir, tiny_conditional_dir, tiny_ovals):
+    """The registry pairs a set with the conditional model named when it is one of the same data (else
+    serves the set without it), and the class controls accept every set's classes, the first set's first."""
+    from app.context import ModelSource, Registry
+    from engine.checkpoint import load_checkpoint
+    first = Context(tiny_fg, tiny_mixture, AtlasHolder({FG: tiny_fg, MIXTURE: tiny_mixture}, tiny_atlas, warm=False),
+                    label="first")
+    reg = Registry([ModelSource(tiny_fg_dir, None, None, label="paired", conditional=tiny_conditional_dir),
+                    ModelSource(tiny_fg_dir, None, None, label="a mixture named", conditional=tiny_mixture_dir),
+                    ModelSource(tiny_fg_dir, None, None, label="other data", conditional=tiny_ovals / "conditional"),
+                    ModelSource(tiny_ovals / "feature_guided", None, None, label="ovals")],
+                   loaded={"first": first}, warm_umap=False, per_class=3)
+    assert reg.all_classes() == tiny_fg.classes + ["ratio 0.2", "ratio 0.5", "ratio 2", "ratio 5"]
+    assert reg.load(reg.sources["paired"]).conditional.kind == "conditional"
+    assert reg.load(reg.sources["a mixture named"]).conditional is None
+    assert reg.load(reg.sources["other data"]).conditional is None
+    with pytest.raises(EngineError, match="trained on other data"):
+        Context(tiny_fg, conditional=load_checkpoint(tiny_ovals / "conditional", device="cpu"))
+    with pytest.raises(EngineError, match="must be a conditional model"):
+        Context(tiny_fg, conditional=tiny_mixture)
+
+
 def test_the_model_tab_shows_no_machine_paths(tiny_fg, tiny_mixture, tiny_atlas):
     from app import text
     from app.context import ROOT

@@ -27,7 +27,7 @@ class Payload:
 
 
 def copy_run(src: Path, dest: Path, **changes) -> Path:
-    """A copy of a run whose model.pt records other facts (`dataset`, `classes`, `step`)."""
+    """A copy of a run whose model.pt records other facts (`dataset`, `classes`, `step`, `size`)."""
     dest.mkdir(parents=True)
     state = safe_load(Path(src) / "model.pt")
     if "dataset" in changes:
@@ -36,21 +36,34 @@ def copy_run(src: Path, dest: Path, **changes) -> Path:
         state["classes"] = changes["classes"]
     if "step" in changes:
         state["step"] = changes["step"]
+    if "size" in changes:
+        state["train_config"]["model"]["size"] = changes["size"]
     torch.save(state, dest / "model.pt")
     return dest / "model.pt"
 
 
+@pytest.fixture(autouse=True)
+def no_shipped_extras(monkeypatch, tmp_path):
+    """The shipped conditional model and ovals set as absent, whether or not assets/ holds them
+    (a test that wants them puts its own there)."""
+    monkeypatch.setattr(sources, "DEFAULT_CONDITIONAL", tmp_path / "no_conditional")
+    monkeypatch.setattr(sources, "OVALS_SET", tmp_path / "no_ovals")
+
+
 @pytest.fixture
-def runs(tiny_fg_dir, tiny_mixture_dir, tmp_path):
+def runs(tiny_fg_dir, tiny_mixture_dir, tiny_conditional_dir, tmp_path):
     """runs/ with: a feature-guided run named like the shipped pair's folder, and a stage of another;
     a mixture run named as its partner's name would suggest but trained on other data; two mixture
-    runs on the same data (the longer trained is the partner); a truncated file; a crafted file."""
+    runs on the same data (the longer trained is the partner); a conditional run on the same data and
+    one on other data; a truncated file; a crafted file."""
     root = tmp_path / "runs"
     fg = copy_run(tiny_fg_dir, root / "feature_guided")
     stage = copy_run(tiny_fg_dir, root / "grown" / "stages" / "s1")
     named_like = copy_run(tiny_mixture_dir, root / "mixture", dataset="ovals", classes=["round", "long"])
     short = copy_run(tiny_mixture_dir, root / "baseline_short", step=10)
     long = copy_run(tiny_mixture_dir, root / "baseline_long", step=500)
+    conditional = copy_run(tiny_conditional_dir, root / "conditional")
+    copy_run(tiny_conditional_dir, root / "conditional_other", dataset="textures-v3", step=900)
     (root / "broken").mkdir()
     (root / "broken" / "model.pt").write_bytes((tiny_fg_dir / "model.pt").read_bytes()[:200])
     marker = tmp_path / "code_ran"
@@ -58,7 +71,8 @@ def runs(tiny_fg_dir, tiny_mixture_dir, tmp_path):
     state["info"]["note"] = Payload(f"touch {marker}")
     (root / "crafted").mkdir()
     torch.save(state, root / "crafted" / "model.pt")
-    return dict(root=root, fg=fg, stage=stage, named_like=named_like, short=short, long=long, marker=marker)
+    return dict(root=root, fg=fg, stage=stage, named_like=named_like, short=short, long=long, marker=marker,
+                conditional=conditional)
 
 
 def test_find_runs_offers_the_feature_guided_runs_and_nothing_it_cannot_read_safely(runs):
@@ -87,7 +101,8 @@ def test_the_pickers_entries_on_a_runs_folder(runs):
     runs_offered = {Path(e.checkpoint): e for e in entries[1:]}
     assert set(runs_offered) == {runs["fg"], runs["stage"]}
     for path, entry in runs_offered.items():
-        assert entry.mixture == runs["long"]                      # every run gets its partner
+        assert entry.mixture == runs["long"]                      # every run gets its partners
+        assert entry.conditional == runs["conditional"]           # on its data, however long the other trained
         assert entry.atlas == path.parent / "atlas" and entry.save_to == path.parent / "atlas"
     assert [e.label for e in sources.sources(_app_script().parse_args(["--no-runs"]), runs["root"])] == \
         ["shipped (assets/feature_guided)"]
@@ -114,3 +129,47 @@ def _app_script():
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     return script
+
+
+def test_the_shipped_model_gets_the_shipped_conditional_network_when_it_is_there_and_matches(
+        monkeypatch, tmp_path, tiny_conditional_dir):
+    shipped = describe(DEFAULT_CHECKPOINT)
+    folder = tmp_path / "conditional"
+    copy_run(tiny_conditional_dir, folder, classes=list(shipped.classes), size=shipped.shape[1])
+    monkeypatch.setattr(sources, "DEFAULT_CONDITIONAL", folder)
+    args = _app_script().parse_args(["--no-runs"])
+    assert Path(sources.sources(args)[0].conditional) == folder / "model.pt"
+    (folder / "model.pt").unlink()                              # another image size: not its partner
+    copy_run(tiny_conditional_dir, tmp_path / "other")
+    (tmp_path / "other" / "model.pt").rename(folder / "model.pt")
+    assert sources.sources(args)[0].conditional is None
+    (folder / "model.pt").unlink()                              # not there (yet): none
+    assert sources.sources(args)[0].conditional is None
+    given = _app_script().parse_args(["--no-runs", "--conditional", str(tiny_conditional_dir)])
+    assert sources.sources(given)[0].conditional == str(tiny_conditional_dir)
+
+
+def test_the_ovals_set_is_offered_when_its_models_are_there(monkeypatch, tmp_path, tiny_ovals):
+    from engine.paths import atlas_home
+    args = _app_script().parse_args(["--no-runs"])
+    assert [e.label for e in sources.sources(args)] == ["shipped (assets/feature_guided)"]     # not there
+    monkeypatch.setattr(sources, "OVALS_SET", tiny_ovals)
+    entries = sources.sources(args)
+    assert [e.label for e in entries] == ["shipped (assets/feature_guided)", sources.OVALS_LABEL]
+    ovals = entries[1]
+    assert Path(ovals.checkpoint) == tiny_ovals / "feature_guided" and ovals.mixture is None
+    assert ovals.conditional == tiny_ovals / "conditional" / "model.pt"
+    assert ovals.ground_truth == tiny_ovals / "ground_truth.json"
+    home = atlas_home(tiny_ovals / "feature_guided")
+    assert ovals.atlas == home and ovals.save_to == home         # made in the background, kept there
+    shipped_atlas = tmp_path / "ovals_set"                        # a shipped atlas is served, never written
+    for part in ("feature_guided", "conditional"):
+        copy_run(tiny_ovals / part, shipped_atlas / part)
+    (shipped_atlas / "atlas").mkdir()
+    (shipped_atlas / "atlas" / "atlas.json").write_text("{}")
+    monkeypatch.setattr(sources, "OVALS_SET", shipped_atlas)
+    ovals = sources.sources(args)[1]
+    assert ovals.atlas == shipped_atlas / "atlas" and ovals.save_to == atlas_home(shipped_atlas / "feature_guided")
+    assert ovals.conditional == shipped_atlas / "conditional" / "model.pt"
+    named = _app_script().parse_args(["--no-runs", "--checkpoint", str(tiny_ovals / "feature_guided")])
+    assert len(sources.sources(named)) == 1                      # the shipped sets only when no model is named

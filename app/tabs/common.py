@@ -128,3 +128,9 @@ class Wiring:
 
     def views(self, key):
         return self.registry.views(key)
+
+    @property
+    def class_choices(self) -> list[str]:
+        """The choices of a class control as built: every model's classes (Registry.all_classes), so
+        that an API call may name a class of any model of the picker; a page shows its model's."""
+        return self.d["all_classes"]

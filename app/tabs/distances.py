@@ -56,9 +56,9 @@ def build(w: Wiring, tab: gr.Tab) -> DistancesTab:
         with gr.Column(scale=1, min_width=240):
             gr.Markdown("**Samples of a pair** (same seed for both; or click a point of the scatter)")
             with gr.Row():
-                a = gr.Dropdown(d["classes"], value=d["pair"][0], label="Class A", min_width=100,
+                a = gr.Dropdown(w.class_choices, value=d["pair"][0], label="Class A", min_width=100,
                                 elem_id="dist-a-class")
-                b = gr.Dropdown(d["classes"], value=d["pair"][1], label="Class B", min_width=100,
+                b = gr.Dropdown(w.class_choices, value=d["pair"][1], label="Class B", min_width=100,
                                 elem_id="dist-b-class")
             with gr.Row():
                 n = gr.Slider(1, 16, value=8, step=1, label="Samples", min_width=100)

@@ -67,7 +67,7 @@ def build(w: Wiring) -> EmbeddingsTab:
             emap = gr.Plot(label="embedding", show_label=False, elem_id="emb-map")
             note = gr.Markdown(label="note", elem_id="emb-note")
         with gr.Column(scale=1, min_width=300):
-            cls = gr.Dropdown(d["classes"], value=None, label="Show images of class", elem_id="emb-class")
+            cls = gr.Dropdown(w.class_choices, value=None, label="Show images of class", elem_id="emb-class")
             point = gr.Textbox(None, label="or test image # (click a dot)", placeholder="click a dot",
                                max_lines=1, elem_id="emb-point")
             gallery = gr.Gallery(label="Images", columns=3, height=380, format="png", object_fit="contain",

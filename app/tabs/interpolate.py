@@ -55,8 +55,10 @@ def build(w: Wiring) -> InterpolateTab:
     d = w.d
     about(text.INTERPOLATE, text.INTERPOLATE_MORE)
     with gr.Row(equal_height=True):
-        a = gr.Dropdown(d["classes"], value=d["pair"][0], label="Class A", scale=1, min_width=140, elem_id="interp-a")
-        b = gr.Dropdown(d["classes"], value=d["pair"][1], label="Class B", scale=1, min_width=140, elem_id="interp-b")
+        a = gr.Dropdown(w.class_choices, value=d["pair"][0], label="Class A", scale=1, min_width=140,
+                        elem_id="interp-a")
+        b = gr.Dropdown(w.class_choices, value=d["pair"][1], label="Class B", scale=1, min_width=140,
+                        elem_id="interp-b")
         mode = gr.Radio([("blend (alpha)", BLEND), ("switch class at sigma*", SWITCH)], value=BLEND,
                         label="Mode", scale=2, min_width=200, elem_id="interp-mode")
         method = gr.Radio([(INTERPOLATED[FG], FG), (INTERPOLATED[CONDITIONAL], CONDITIONAL)], value=FG,

@@ -72,7 +72,7 @@ def build(w: Wiring) -> SampleTab:
     with gr.Row(equal_height=True):
         condition = gr.Dropdown([CLASS, IMAGES, MIXTURE_MODE], value=CLASS, label="Condition on", scale=1,
                                 min_width=200, elem_id="sample-condition")
-        cls = gr.Dropdown(d["classes"], value=d["classes"][0], label="Class", scale=1, min_width=140,
+        cls = gr.Dropdown(w.class_choices, value=d["classes"][0], label="Class", scale=1, min_width=140,
                           elem_id="sample-class")
         images = gr.File(file_count="multiple", label="Conditioning images (one or more)", height=110, scale=3,
                          min_width=240, visible=False, elem_id="sample-upload")

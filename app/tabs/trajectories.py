@@ -42,7 +42,7 @@ def build(w: Wiring) -> TrajectoriesTab:
     d = w.d
     about(text.TRAJECTORIES, text.TRAJECTORIES_MORE)
     with gr.Row(equal_height=True):
-        targets = gr.Dropdown(d["classes"], value=d["targets"], multiselect=True, label="Targets (two to six classes)",
+        targets = gr.Dropdown(w.class_choices, value=d["targets"], multiselect=True, label="Targets (two to six classes)",
                               scale=3, elem_id="traj-targets")
         seed = gr.Number(0, precision=0, minimum=0, label="Seed", scale=1, min_width=110)
         layer = gr.Dropdown(d["layers"], value=d["layer"], label="Map layer", scale=1, min_width=110)
