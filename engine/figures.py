@@ -259,8 +259,8 @@ def interpolation_figure(result, per_alpha: int = 4, scale: int = 2) -> go.Figur
 
 
 def ground_truth_figure(gt, alpha: float | None = None, live: dict | None = None):
-    """Aspect ratio against alpha for each method (median, quartile band), the two trained classes
-    and the held-out one drawn across; `alpha` marks a position, `live` ({method: ratios}) adds the
+    """Aspect ratio against alpha for each method (median, quartile band, of the samples that hold
+    an oval: ground_truth.has_oval), the two trained classes and the held-out one drawn across; `alpha` marks a position, `live` ({method: ratios}) adds the
     ratios of samples drawn there."""
     from .ground_truth import METHOD_NAMES
     fig = go.Figure()
@@ -271,8 +271,9 @@ def ground_truth_figure(gt, alpha: float | None = None, live: dict | None = None
                                  fillcolor=color, opacity=0.15, line=dict(width=0), hoverinfo="skip",
                                  showlegend=False, legendgroup=method))
         fig.add_trace(go.Scatter(x=c.alphas, y=c.median, mode="lines+markers", name=name, legendgroup=method,
-                                 line=dict(color=color, width=2),
-                                 hovertemplate="alpha %{x:g}<br>median ratio %{y:.2f}<extra>" + name + "</extra>"))
+                                 line=dict(color=color, width=2), customdata=[100 * v for v in c.oval_share],
+                                 hovertemplate="alpha %{x:g}<br>median ratio %{y:.2f}<br>%{customdata:.0f}% of "
+                                 "the samples hold an oval<extra>" + name + "</extra>"))
         if live and method in live:
             r = np.asarray(live[method], float)
             fig.add_trace(go.Scatter(x=np.full(len(r), alpha), y=r, mode="markers", legendgroup=method,

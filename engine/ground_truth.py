@@ -46,6 +46,16 @@ ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 METHOD_NAMES = {"feature_guided": "feature guidance (centroids)", "conditional": "conditional network (embeddings)"}
 
 
+OVAL_CONTRAST = 0.1      # real ovals stand 0.26 or more above their background; blank samples ~0.01
+
+
+def has_oval(images: np.ndarray) -> np.ndarray:
+    """(N,) bool: the image holds a bright shape - its 99th percentile stands OVAL_CONTRAST above
+    its median (the background)."""
+    g = images.mean(axis=1).reshape(len(images), -1)
+    return np.percentile(g, 99, axis=1) - np.median(g, axis=1) > OVAL_CONTRAST
+
+
 def sharpness(images: np.ndarray) -> np.ndarray:
     """(N,) mean of each image's strongest 5% gradient magnitudes (forward differences)."""
     g = images.mean(axis=1)
@@ -65,7 +75,8 @@ class Curve:
     the held-out class."""
     method: str
     alphas: list[float]
-    ratios: list[list[float]]                 # (A, n) aspect ratio of each sample
+    ratios: list[list[float]]                 # per alpha, the aspect ratio of each sample holding an oval
+    oval_share: list[float]                   # (A,) share of the samples that hold an oval
     median: list[float]                       # (A,)
     q25: list[float]
     q75: list[float]
@@ -86,12 +97,14 @@ class Curve:
 
     def summary(self) -> dict:
         mid, best = self.at(0.5), self.best
-        return {"spearman": self.spearman,
-                "midpoint": {"alpha": self.alphas[mid], "median_ratio": self.median[mid],
+        return {"spearman": self.spearman, "oval_share": float(np.mean(self.oval_share)),
+                "midpoint": {"alpha": self.alphas[mid], "oval_share": self.oval_share[mid],
+                             "median_ratio": self.median[mid],
                              "distance_to_held_out": self.distance[mid],
                              "read_as_held_out": self.read_held_out[mid],
                              "sharpness_ratio": self.sharpness[mid], "contrast_ratio": self.contrast[mid]},
-                "best": {"alpha": self.alphas[best], "median_ratio": self.median[best],
+                "best": {"alpha": self.alphas[best], "oval_share": self.oval_share[best],
+                         "median_ratio": self.median[best],
                          "distance_to_held_out": self.distance[best],
                          "read_as_held_out": self.read_held_out[best],
                          "sharpness_ratio": self.sharpness[best], "contrast_ratio": self.contrast[best]},
@@ -119,7 +132,8 @@ class GroundTruth:
                 "methods": {m: c.summary() for m, c in self.curves.items()}}
 
     def to_json(self) -> str:
-        return json.dumps({**asdict(self), "summary": self.table()}, indent=1)
+        from .export import plain               # NaN and inf (no oval at an alpha) -> null
+        return json.dumps(plain({**asdict(self), "summary": self.table()}), indent=1)
 
     def save(self, path) -> Path:
         path = Path(path)
@@ -132,11 +146,19 @@ class GroundTruth:
         try:
             d = json.loads(Path(path).read_text())
             d.pop("summary", None)
-            d["curves"] = {m: Curve(**c) for m, c in d["curves"].items()}
+            d["curves"] = {m: Curve(**unplain(c)) for m, c in d["curves"].items()}
             return cls(**d)
         except (OSError, ValueError, TypeError, KeyError) as e:
             raise EngineError(f"{path}: not a ground-truth interpolation file ({e}); write one with "
                               "`python -m engine report`") from None
+
+
+def unplain(curve: dict) -> dict:
+    """A curve read back from JSON: null is no oval at that alpha (median NaN, distance inf)."""
+    out = dict(curve)
+    for key, missing in (("median", math.nan), ("q25", math.nan), ("q75", math.nan), ("distance", math.inf)):
+        out[key] = [missing if v is None else v for v in curve[key]]
+    return out
 
 
 def check_ovals(models: dict) -> None:
@@ -189,23 +211,27 @@ def ground_truth(models: dict, n: int = 32, alphas=ALPHAS, seed: int = 0, settin
                      float((clf.predict(other) == held).mean()), float(clf.test_accuracy))
     for method, ck in models.items():
         a, b = ck.class_index(PAIR[0]), ck.class_index(PAIR[1])
-        ratios, dist, read, sharp, contrast, nfe = [], [], [], [], [], []
+        ratios, share, dist, read, sharp, contrast, nfe = [], [], [], [], [], [], []
         for al in progress_bar(list(alphas), f"ground truth ({method})", progress):
             x, (last,) = run(ck, Interpolation(a, b, float(al)), n=n, seed=seed, settings=settings)
             x = x.cpu().numpy()
-            lr = log2_ratio(x)
+            keep = has_oval(x)
+            share.append(float(keep.mean()))
+            lr = log2_ratio(x[keep]) if keep.any() else np.empty(0)
             ratios.append((2 ** lr).tolist())
-            dist.append(float(stats.wasserstein_distance(lr, ref_log)))
+            # no oval at all: as far from the answer as can be said (inf), never near it
+            dist.append(float(stats.wasserstein_distance(lr, ref_log)) if keep.any() else math.inf)
             read.append(float((clf.predict(x) == held).mean()))
-            sharp.append(float(sharpness(x).mean() / ref_sharp))
+            sharp.append(float(sharpness(x[keep]).mean() / ref_sharp) if keep.any() else 0.0)
             contrast.append(float(x.std(axis=(1, 2, 3)).mean() / ref_sd))
             nfe.append(last.nfe)
-        logs = np.log2(np.asarray(ratios))
-        med = np.median(logs, axis=1)
-        rho = stats.spearmanr(alphas, med).statistic if np.ptp(med) > 0 else 0.0
-        gt.curves[method] = Curve(method, [float(v) for v in alphas], ratios, (2 ** med).tolist(),
-                                  (2 ** np.percentile(logs, 25, axis=1)).tolist(),
-                                  (2 ** np.percentile(logs, 75, axis=1)).tolist(),
+        med = np.array([np.median(np.log2(r)) if r else np.nan for r in ratios])
+        q = [np.percentile(np.log2(r), (25, 75)) if r else (np.nan, np.nan) for r in ratios]
+        seen = ~np.isnan(med)
+        rho = stats.spearmanr(np.asarray(alphas)[seen], med[seen]).statistic if seen.sum() > 2 and np.ptp(
+            med[seen]) > 0 else 0.0
+        gt.curves[method] = Curve(method, [float(v) for v in alphas], ratios, share, (2 ** med).tolist(),
+                                  [float(2 ** lo) for lo, _ in q], [float(2 ** hi) for _, hi in q],
                                   float(0.0 if math.isnan(rho) else rho), dist, read, sharp, contrast,
                                   float(np.mean(nfe)))
     return gt

@@ -122,13 +122,32 @@ def test_measures_recover_a_known_interpolation(ovals_pair, monkeypatch):
     assert c.read_held_out[0] < s["midpoint"]["read_as_held_out"]
 
 
+def test_blank_samples_are_not_read_as_the_held_out_class(ovals_pair, monkeypatch, tmp_path):
+    """A blank sample's leftover noise has ratio ~1, the held-out answer: blank samples must count
+    as holding no oval, never as reaching the class."""
+    def blank(ck, target, n, seed, settings=None):
+        gen = torch.Generator().manual_seed(seed)
+        x = 0.3 + 0.005 * torch.randn(n, 1, 16, 16, generator=gen)
+        if target.alpha == 0:        # one alpha with real ovals of the first class
+            x = torch.from_numpy(oval_images(np.full(n, 0.5), 16, np.random.default_rng(0)))
+        return x, (SimpleNamespace(nfe=1),)
+    monkeypatch.setattr(gt_module, "run", blank)
+    truth = ground_truth({"feature_guided": ovals_pair["feature_guided"]}, n=8, alphas=(0, 0.5, 1))
+    c = truth.curves["feature_guided"]
+    assert c.oval_share == [1.0, 0.0, 0.0] and c.ratios[1] == [] and np.isinf(c.distance[1])
+    assert c.best == 0 and c.summary()["midpoint"]["oval_share"] == 0.0
+    back = GroundTruth.load(truth.save(tmp_path / "blank.json"))       # null in the file, inf again here
+    assert np.isinf(back.curves["feature_guided"].distance[2]) and back.curves["feature_guided"].best == 0
+
+
 def test_ground_truth_on_trained_ovals_pair(ovals_pair, tmp_path):
     truth = ground_truth(ovals_pair, n=3, alphas=(0, 0.5, 1), settings=SHORT)
     assert (truth.a, truth.b, truth.held_out) == (*PAIR, HELD_OUT) == ("ratio 0.5", "ratio 2", "ratio 1")
     assert truth.real_ratio_median == pytest.approx(1.0, rel=0.1)       # the measure reads real ovals right
     assert set(truth.curves) == {"feature_guided", "conditional"}
     for c in truth.curves.values():
-        assert np.asarray(c.ratios).shape == (3, 3) and -1 <= c.spearman <= 1
+        assert len(c.ratios) == len(c.oval_share) == 3 and -1 <= c.spearman <= 1
+        assert all(len(r) == round(share * 3) for r, share in zip(c.ratios, c.oval_share))
     back = GroundTruth.load(truth.save(tmp_path / "g.json"))
     assert back.table() == json.loads(json.dumps(truth.table()))
     fig = ground_truth_figure(back, alpha=0.5, live={"conditional": [0.9, 1.1]})
