@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 import pytest
 from engine.data import TEXTURES
-from app_fixtures import FIRST, SECOND, bad_uploads
+from app_fixtures import FIRST, OVALS, SECOND, bad_uploads
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -169,6 +169,36 @@ def test_uploads_clear_the_last_run_and_a_refusal_is_said_once(browser_page, tmp
     page.wait_for_function("() => !document.querySelector('#sample-upload-msg').innerText.includes('Refused')")
     assert "not run" not in status(page)
     choose(page, "sample-condition", "class")
+
+
+def test_sample_compares_methods_on_the_same_class_and_seed(browser_page):
+    """A model set with a conditional network: one captioned grid per method in place of the run's
+    pictures, all in view; uploaded images are refused in plain words."""
+    from app.common import METHODS
+    page = browser_page
+    tab(page, "Sample")
+    choose(page, "sample-condition", "uploaded images")
+    page.click("#sample-compare")
+    page.wait_for_function("() => document.querySelector('#sample-status .error') !== null")
+    assert "cannot be conditioned on uploaded images" in status(page)
+    choose(page, "sample-condition", "class")
+    page.click("#sample-compare")
+    page.wait_for_function("() => { const s = document.querySelector('#sample-status .done');"
+                           " return s && s.innerText.includes('5 methods'); }", timeout=120_000)
+    page.wait_for_function("() => document.querySelectorAll('#sample-compared img').length === 5")
+    captions = page.locator("#sample-compared .caption-label").all_inner_texts()
+    assert [c.split(":")[0] for c in captions] == list(METHODS), captions
+    assert all("network evaluations per sample" in c for c in captions)
+    assert page.locator("#sample-f").is_hidden()                   # the run's pictures make room
+    assert not page.evaluate(CLIPPED, "#sample-compared")
+    for img in page.locator("#sample-compared img").all():
+        box = img.bounding_box()
+        assert box["y"] + box["height"] <= 800 + 1 and box["height"] >= 200, box
+    shot(page, "13_sample_compared")
+    page.click("#sample-run")                                       # a run brings its own pictures back
+    page.wait_for_selector("#sample-status .done", timeout=120_000)
+    page.wait_for_selector("#sample-f img")
+    assert page.locator("#sample-compared").is_hidden()
 
 
 SUMMARY_LOG = """
@@ -431,6 +461,37 @@ def test_the_model_picker_switches_every_view(browser_page):
     choose(page, "model-pick", FIRST)
     page.wait_for_function("(name) => { const t = document.querySelector('#emb-map .gtitle');"
                            " return t && t.textContent.startsWith(name + ':'); }", arg=FIRST, timeout=60_000)
+
+
+def test_the_ovals_set_shows_its_ground_truth_in_interpolate(browser_page):
+    """Picking the ovals set: Interpolate opens on the pair either side of the held-out class with the
+    measured ground truth drawn; a run marks its alpha and puts its samples on it, for either method;
+    another set hides it."""
+    page = browser_page
+    choose(page, "model-pick", OVALS)
+    tab(page, "Interpolate")
+    assert plot_rendered(page, "#interp-truth", ".scatterlayer .trace") >= 2     # drawn on the switch
+    assert page.locator("#interp-a input").input_value() == "ratio 0.5"
+    assert page.locator("#interp-b input").input_value() == "ratio 2"
+    assert "ratio 1 (never trained)" in page.locator("#interp-truth").inner_text()
+    page.get_by_label("blend (alpha)").check()                     # earlier tests left "switch" and alpha 1.3
+    page.locator("#interp-seed").get_by_text("the same for every alpha").wait_for()
+    alpha = page.locator("#interp-alpha input[type=number]")
+    alpha.fill("0.5")
+    alpha.press("Enter")
+    page.wait_for_function("() => { const s = document.querySelector('#interp-summary').innerText;"
+                           " return s.includes('alpha = 0.5') && s.includes('Median aspect ratio'); }", timeout=120_000)
+    page.wait_for_function("() => document.querySelector('#interp-truth').innerText.includes('these samples')")
+    page.wait_for_timeout(1500)                                   # the newest redraw in place
+    shot(page, "14_interpolate_ovals")
+    page.get_by_label("class embeddings (conditional network)").check()
+    page.wait_for_function("() => document.querySelector('#interp-summary').innerText.includes('class embeddings')",
+                           timeout=120_000)
+    assert "class embedding of A" in page.locator("#interp-alpha").inner_text()
+    choose(page, "model-pick", FIRST)
+    page.wait_for_function("(name) => { const t = document.querySelector('#emb-map .gtitle');"
+                           " return t && t.textContent.startsWith(name + ':'); }", arg=FIRST, timeout=60_000)
+    assert page.locator("#interp-truth").is_hidden()
 
 
 def test_the_page_requested_nothing_beyond_127_0_0_1(browser_page):

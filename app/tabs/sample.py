@@ -81,8 +81,9 @@ def build(w: Wiring) -> SampleTab:
         with gr.Column(scale=1, min_width=110):
             run_button = gr.Button("Sample", variant="primary", elem_id="sample-run")
             with gr.Row():
-                stop = gr.Button("Stop", variant="stop", size="sm", min_width=50, elem_id="sample-stop")
-                compare_run = gr.Button("Compare methods", size="sm", min_width=60, visible=d["conditional"],
+                # one line each: the row is no taller than with Stop alone
+                stop = gr.Button("Stop", variant="stop", size="sm", scale=2, min_width=40, elem_id="sample-stop")
+                compare_run = gr.Button("Compare methods", size="sm", scale=3, min_width=60, visible=d["conditional"],
                                         elem_id="sample-compare")
     upload_msg = gr.Markdown(elem_id="sample-upload-msg", visible=False)
     status = gr.HTML(label="status", elem_id="sample-status")
