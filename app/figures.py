@@ -332,11 +332,13 @@ def _labels_on_log_axis(fig: go.Figure, values) -> None:
             note.y = math.log10(float(note.y))
 
 
-def ground_truth(gt, alpha: float | None = None, live: dict | None = None, height: int = 330) -> go.Figure:
+def ground_truth(gt, alpha: float | None = None, live: dict | None = None, blank: int = 0,
+                 height: int = 330) -> go.Figure:
     """The model set's measured interpolation against its held-out class (engine.figures.ground_truth_figure:
-    aspect ratio against alpha per method, median and quartiles), laid out as the page's other figures
-    for a third of the page's width: the position shown marked and the ratios of the samples shown
-    overlaid (live: {method: ratios}); the legend in one row of short names."""
+    aspect ratio against alpha per method, median and quartiles of the samples that hold an oval), laid
+    out as the page's other figures for a third of the page's width: the position shown marked and the
+    ratios of the samples shown overlaid (live: {method: ratios} of those holding an oval; `blank`: how
+    many more hold none); the legend in one row of short names."""
     from engine.figures import ground_truth_figure
     fig = ground_truth_figure(gt, alpha=alpha, live=live)
     _labels_on_log_axis(fig, [float(gt.a.split()[-1]), float(gt.b.split()[-1]), gt.real_ratio_median])
@@ -345,9 +347,11 @@ def ground_truth(gt, alpha: float | None = None, live: dict | None = None, heigh
             trace.name, trace.showlegend = "these samples", False    # said in the subtitle: the legend stays one row
         elif trace.name:
             trace.name = trace.name.split(" (")[0]
+    shown = sum(len(r) for r in (live or {}).values())
+    circles = "" if not live else (f"; circles: these samples" if not blank else
+                                   f"; circles: {shown} of these samples ({blank} blank)")
     base_layout(fig, f"Aspect ratio of samples against alpha<br><sup>dashed: real {gt.held_out} (never trained)"
-                + ("; circles: these samples" if live else "") + "</sup>", height=height,
-                margin=dict(l=55, r=10, t=55, b=40))
+                f"{circles}</sup>", height=height, margin=dict(l=55, r=10, t=55, b=40))
     fig.update_layout(legend=dict(orientation="h", y=-0.2, x=0, font=dict(size=11)))
     fig.update_yaxes(title="width / height")
     fig.update_xaxes(title=dict(text=f"alpha: 0 = {gt.a}, 1 = {gt.b}", font=dict(size=12)))

@@ -334,19 +334,27 @@ def test_the_ovals_set_reads_its_samples_against_the_held_out_class(client, app_
     reversed pair read at 1 - alpha, another pair not on it, a missing file said how to make)."""
     from app_fixtures import OVALS
     from engine.data import aspect_ratio
-    from engine.ground_truth import PAIR
+    from engine.ground_truth import PAIR, has_oval
     a, b = PAIR
-    _, _, summary = client.predict(a, b, "blend", 0.25, 0.3, 2, 1, "conditional", checkpoint=OVALS,
+    _, _, summary = client.predict(a, b, "blend", 0.25, 0.3, 4, 1, "conditional", checkpoint=OVALS,
                                    api_name="/interpolate")
-    assert re.search(r"Median aspect ratio [0-9.]+ \(real ratio 1: [0-9.]+\)", summary)
+    assert re.search(r"(Median aspect ratio [0-9.]+ \(real ratio 1: [0-9.]+\)|No oval in these samples)", summary)
     views = app_server.demo.registry.views(OVALS)
-    x, _ = run(views.ctx.conditional, Interpolation(a, b, 0.25), n=2, seed=1)
-    out = views.interpolate(a, b, "blend", 0.25, 0.3, 2, 1, "conditional", progress=None)
+    x = run(views.ctx.conditional, Interpolation(a, b, 0.25), n=4, seed=1)[0].cpu().numpy()
+    out = views.interpolate(a, b, "blend", 0.25, 0.3, 4, 1, "conditional", progress=None)
     live = [t for t in out.truth.data if t.name == "these samples"]
-    assert len(live) == 1 and list(live[0].x) == [0.25, 0.25]
-    np.testing.assert_allclose(live[0].y, aspect_ratio(x.cpu().numpy()), rtol=1e-6)
+    keep = has_oval(x)                                # read as the ground truth is: the samples holding an oval
+    assert len(live) == 1 and list(live[0].x) == [0.25] * int(keep.sum())
+    np.testing.assert_allclose(live[0].y, aspect_ratio(x[keep]), rtol=1e-6)
+    # a blank sample's noise would read as round: it is counted apart, never read as the answer
+    blank = np.full((2, *x.shape[1:]), 0.3, np.float32)
+    empty = views.truth(a, b, 0.5, "feature_guided", blank)
+    assert empty.reading == "No oval in these samples." and "(2 blank)" in empty.figure.layout.title.text
+    assert len([t for t in empty.figure.data if t.name == "these samples"][0].y) == 0
     assert out.truth_note == "" and {"feature guidance", "conditional network"} <= {t.name for t in out.truth.data}
-    reversed_ = views.truth(b, a, 0.25, "feature_guided", x.cpu().numpy())
+    oval = np.zeros((1, *x.shape[1:]), np.float32)
+    oval[..., 6:10, 3:13] = 1.0                        # a wide bright bar: width / height 2.5
+    reversed_ = views.truth(b, a, 0.25, "feature_guided", oval)
     assert [t.x[0] for t in reversed_.figure.data if t.name == "these samples"] == [0.75]
     other = views.truth(a, "ratio 5", 0.5)
     assert other.figure is not None and "choose that pair" in other.note

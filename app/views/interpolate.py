@@ -62,7 +62,8 @@ class InterpolateView(ViewBase):
         without one): the position alpha of the pair a -> b marked on it and, when samples are given,
         their aspect ratios (engine.data.aspect_ratio) drawn there under `method`. The curve runs from
         the measured pair's first class to its second: the reversed pair is read at 1 - alpha; another
-        pair is not on it."""
+        pair is not on it. As the ground truth was measured, only the samples that hold an oval
+        (engine.ground_truth.has_oval) are read."""
         if self.ctx.ground_truth_path is None:
             return Truth(None, "")
         try:
@@ -80,11 +81,17 @@ class InterpolateView(ViewBase):
         at = where.get((a, b))
         if samples is None or at is None:
             return Truth(figures.ground_truth(gt, alpha=at), "")
+        # as the ground truth was measured: the aspect ratio of the samples that hold an oval (a blank one's
+        # noise would read as round, the held-out answer)
         from engine.data import aspect_ratio
-        ratios = aspect_ratio(samples)
-        return Truth(figures.ground_truth(gt, alpha=at, live={method: ratios.tolist()}), "",
-                     f"Median aspect ratio {float(np.median(ratios)):.2f} (real {gt.held_out}: "
-                     f"{gt.real_ratio_median:.2f}).")
+        from engine.ground_truth import has_oval
+        keep = has_oval(samples)
+        ratios = aspect_ratio(samples[keep]) if keep.any() else np.empty(0)
+        blank = int((~keep).sum())
+        reading = (f"Median aspect ratio {float(np.median(ratios)):.2f} (real {gt.held_out}: "
+                   f"{gt.real_ratio_median:.2f})" if keep.any() else "No oval in these samples")
+        reading += f"; {blank} of {len(samples)} blank." if blank and keep.any() else "."
+        return Truth(figures.ground_truth(gt, alpha=at, live={method: ratios.tolist()}, blank=blank), "", reading)
 
     @user_errors
     def interpolate(self, class_a: str, class_b: str, mode: str = BLEND, alpha: float = 0.5,
