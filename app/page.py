@@ -2,8 +2,8 @@
 drawing when a page opens, the map redrawn when the atlas or a UMAP becomes ready, and a switch of
 model that every control follows.
 
-Endpoints (docs/app.md): /sample, /interpolate, /interpolate_strip, /trajectories, /denoise,
-/embedding, /distances, /pair_samples. Each takes a last parameter `checkpoint`: the model picker's
+Endpoints (docs/app.md): /sample, /compare_methods, /interpolate, /interpolate_strip, /trajectories,
+/denoise, /embedding, /distances, /pair_samples. Each takes a last parameter `checkpoint`: the model picker's
 entry (default: the first model). The page's own events (previews, live redraws, the step
 scrubber, polling the UMAP warm-up, clicks on figures, switching models) are private: not part of
 the API. The page's events catch a user's mistake and show it in the view, clearing that view's
