@@ -47,9 +47,12 @@ def base_layout(fig: go.Figure, title: str, height: int = 420, **kw) -> go.Figur
     return fig
 
 
-def message_figure(text: str, height: int = 300) -> go.Figure:
-    """An empty figure that says why there is nothing to draw yet."""
+def message_figure(text: str, height: int = 300, width: int | None = None) -> go.Figure:
+    """An empty figure that says why there is nothing to draw yet; in lines of about `width`
+    characters when given (a figure in a third of the page has room for no more than 44)."""
+    import textwrap
     fig = go.Figure()
+    text = "<br>".join(textwrap.wrap(text, width)) if width else text
     fig.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
                        font=dict(size=14, color="#555"))
     fig.update_xaxes(visible=False)

@@ -119,7 +119,7 @@ class InterpolateView(ViewBase):
         probs = self.probabilities(samples)
         short = "" if self.ctx.ground_truth_path is not None else " for these samples"  # a third of the width
         if probs is None:
-            fig = figures.message_figure(self.ctx.classifier.status(), height=330)
+            fig = figures.message_figure(self.ctx.classifier.status(), height=330, width=44)
         else:
             fig = figures.probability_bars(probs, self.ctx.classes, [a, b],
                                            f"Classifier's probabilities{short} ({label})"
