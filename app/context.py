@@ -152,13 +152,14 @@ class ModelSource:
 
     def __init__(self, checkpoint: str | Path | None, mixture: str | Path | None = None, atlas: str | Path | None = None,
                  save_to: str | Path | None = None, label: str | None = None, atlas_given: bool = False,
-                 classifier=None, conditional: str | Path | None = None, ground_truth: str | Path | None = None):
+                 classifier=None, conditional: str | Path | None = None, ground_truth: str | Path | None = None,
+                 classes: list[str] | None = None):
         self.checkpoint = checkpoint
         self.classifier = classifier          # an engine.classifier.Classifier; None: loaded in the background
         self.mixture = mixture
         self.conditional = conditional
         self.ground_truth = ground_truth
-        self._classes: list[str] | None = None
+        self._classes: list[str] | None = list(classes) if classes is not None else None   # None: read when asked
         self.atlas = atlas
         self.save_to = save_to
         self.atlas_given = atlas_given

@@ -133,7 +133,7 @@ def ovals_source(candidates: list[Found]) -> ModelSource | None:
     atlas = OVALS_SET / "atlas"
     return ModelSource(folder, None, atlas if (atlas / "atlas.json").is_file() else home, save_to=home,
                        label=OVALS_LABEL, conditional=conditional_for(found[0], candidates),
-                       ground_truth=OVALS_SET / "ground_truth.json")
+                       ground_truth=OVALS_SET / "ground_truth.json", classes=list(found[0].classes))
 
 
 def sources(args, runs_root=None) -> list[ModelSource]:
@@ -177,5 +177,6 @@ def sources(args, runs_root=None) -> list[ModelSource]:
         if str(run.path.resolve()) in seen or str(run.path.parent.resolve()) in seen:
             continue
         out.append(ModelSource(run.path, mixture_for(run, candidates), run.path.parent / "atlas",
-                               save_to=run.path.parent / "atlas", conditional=conditional_for(run, candidates)))
+                               save_to=run.path.parent / "atlas", conditional=conditional_for(run, candidates),
+                               classes=list(run.classes)))
     return out
