@@ -69,11 +69,11 @@ class InterpolateView(ViewBase):
         try:
             gt = self.ctx.ground_truth()
         except EngineError as e:              # a file there but unreadable: said where the plot goes
-            return Truth(None, str(e))
+            return Truth(figures.message_figure(str(e), height=330, width=44), "")
         if gt is None:
-            return Truth(None, "No ground truth measured for this model set yet "
-                         f"(`{shown_path(self.ctx.ground_truth_path)}`): run `python -m engine report`, which "
-                         "measures it.")
+            return Truth(figures.message_figure(
+                f"No ground truth measured for this model set yet ({shown_path(self.ctx.ground_truth_path)}): "
+                "run python -m engine report, which measures it.", height=330, width=44), "")
         where = {(gt.a, gt.b): alpha, (gt.b, gt.a): None if alpha is None else 1 - alpha}
         if a is not None and (a, b) not in where:
             return Truth(figures.ground_truth(gt), f"Measured from {gt.a} to {gt.b}: choose that pair to see the "
