@@ -362,7 +362,8 @@ def test_the_ovals_set_reads_its_samples_against_the_held_out_class(client, app_
     try:
         views.ctx.ground_truth_path = path.with_name("missing.json")
         missing = views.truth(a, b, 0.5)                # said where the plot goes
-        assert "run python -m engine report" in missing.figure.layout.annotations[0].text.replace("<br>", " ")
+        said = missing.figure.layout.annotations[0].text.replace("<br>", " ").replace("\u00a0", " ")
+        assert "run python -m engine report" in said
     finally:
         views.ctx.ground_truth_path = path
     # a set without a held-out class has no ground truth

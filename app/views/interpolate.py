@@ -73,7 +73,7 @@ class InterpolateView(ViewBase):
         if gt is None:
             return Truth(figures.message_figure(
                 f"No ground truth measured for this model set yet ({shown_path(self.ctx.ground_truth_path)}): "
-                "run python -m engine report, which measures it.", height=330, width=44), "")
+                "run python\u00a0-m\u00a0engine\u00a0report, which measures it.", height=330, width=44), "")
         where = {(gt.a, gt.b): alpha, (gt.b, gt.a): None if alpha is None else 1 - alpha}
         if a is not None and (a, b) not in where:
             return Truth(figures.ground_truth(gt), f"Measured from {gt.a} to {gt.b}: choose that pair to see the "
