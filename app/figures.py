@@ -323,18 +323,6 @@ def label_room(x: np.ndarray, y: np.ndarray, width: float = LABEL_W, height: flo
     return chosen
 
 
-
-def _labels_on_log_axis(fig: go.Figure, values) -> None:
-    """The labels of horizontal lines at `values` of a log y axis, put beside their lines: plotly.js
-    (3.x, the page's and the report's) places a line (shape) on a log axis by its value but a label
-    (annotation) by log10 of it, so a label given the value lands elsewhere (at 10^2 for ratio 2).
-    Labels already placed by log10 are left as they are."""
-    raw = [float(v) for v in values]
-    for note in fig.layout.annotations:
-        if note.yref == "y" and note.y is not None and any(abs(float(note.y) - v) < 1e-12 for v in raw):
-            note.y = math.log10(float(note.y))
-
-
 def ground_truth(gt, alpha: float | None = None, live: dict | None = None, blank: int = 0,
                  height: int = 330) -> go.Figure:
     """The model set's measured interpolation against its held-out class (engine.figures.ground_truth_figure:
@@ -344,7 +332,6 @@ def ground_truth(gt, alpha: float | None = None, live: dict | None = None, blank
     many more hold none); the legend in one row of short names."""
     from engine.figures import ground_truth_figure
     fig = ground_truth_figure(gt, alpha=alpha, live=live)
-    _labels_on_log_axis(fig, [float(gt.a.split()[-1]), float(gt.b.split()[-1]), gt.real_ratio_median])
     for trace in fig.data:
         if trace.name and trace.name.endswith("these samples"):
             trace.name, trace.showlegend = "these samples", False    # said in the subtitle: the legend stays one row

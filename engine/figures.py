@@ -260,8 +260,8 @@ def interpolation_figure(result, per_alpha: int = 4, scale: int = 2) -> go.Figur
 
 def ground_truth_figure(gt, alpha: float | None = None, live: dict | None = None):
     """Aspect ratio against alpha for each method (median, quartile band, of the samples that hold
-    an oval: ground_truth.has_oval), the two trained classes and the held-out one drawn across; `alpha` marks a position, `live` ({method: ratios}) adds the
-    ratios of samples drawn there."""
+    an oval: ground_truth.has_oval), the two trained classes and the held-out one drawn across;
+    `alpha` marks a position, `live` ({method: ratios}) adds the ratios of samples drawn there."""
     from .ground_truth import METHOD_NAMES
     fig = go.Figure()
     for k, (method, c) in enumerate(gt.curves.items()):
@@ -281,8 +281,10 @@ def ground_truth_figure(gt, alpha: float | None = None, live: dict | None = None
                                      symbol="circle-open")))
     for value, label, dash in ((float(gt.a.split()[-1]), gt.a, "dot"), (float(gt.b.split()[-1]), gt.b, "dot"),
                                (gt.real_ratio_median, f"held-out {gt.held_out} (never trained)", "dash")):
-        fig.add_hline(y=value, line=dict(color="#666", dash=dash, width=1), annotation_text=label,
-                      annotation_position="top left")
+        fig.add_hline(y=value, line=dict(color="#666", dash=dash, width=1))
+        # on a log axis plotly.js places a line by its value but an annotation by log10 of it
+        fig.add_annotation(x=0, xref="paper", xanchor="left", y=math.log10(value), yref="y", yanchor="bottom",
+                           text=label, showarrow=False, font=dict(size=11, color="#444"))
     if alpha is not None:
         fig.add_vline(x=alpha, line=dict(color="#999", width=1))
     fig.update_yaxes(type="log", title="aspect ratio of the samples (width / height)")

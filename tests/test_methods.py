@@ -153,6 +153,9 @@ def test_ground_truth_on_trained_ovals_pair(ovals_pair, tmp_path):
     fig = ground_truth_figure(back, alpha=0.5, live={"conditional": [0.9, 1.1]})
     names = [tr.name for tr in fig.data if tr.name]
     assert any("feature guidance" in n for n in names) and any("these samples" in n for n in names)
+    # on a log axis plotly.js places a label by log10 of its value (a line by the value itself)
+    labels = {note.text: note.y for note in fig.layout.annotations if note.yref == "y"}
+    assert labels["ratio 2"] == pytest.approx(np.log10(2)) and labels["ratio 0.5"] == pytest.approx(np.log10(0.5))
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(EngineError, match="not a ground-truth"):
         GroundTruth.load(tmp_path / "bad.json")
