@@ -479,6 +479,7 @@ def test_the_ovals_set_shows_its_ground_truth_in_interpolate(browser_page):
     alpha = page.locator("#interp-alpha input[type=number]")
     alpha.fill("0.5")
     alpha.press("Enter")
+    page.locator("#interp-run").click()          # a run even where alpha already stood at 0.5 (no change event)
     page.wait_for_function("() => { const s = document.querySelector('#interp-summary').innerText;"
                            " return s.includes('alpha = 0.5') && /Median aspect ratio|No oval/.test(s); }",
                            timeout=120_000)
