@@ -308,10 +308,10 @@ def methods_figure(comparison: dict) -> go.Figure:
                for i, k in enumerate(k for k in keys)]
     real = comparison.get("real_held_out") or {}
     fig = make_subplots(2, 2, subplot_titles=("class accuracy (independent classifier)",
-                                              "kernel distance, median over classes (lower: closer to real)",
-                                              "diversity and memorisation ratios",
+                                              "kernel distance, median over classes (lower: nearer real)",
+                                              "diversity (plain) and memorisation (hatched) ratios",
                                               "PSNR gain over the mixture denoiser"),
-                        vertical_spacing=0.16)
+                        vertical_spacing=0.2, horizontal_spacing=0.1)
     for (key, title), col in ((("class_accuracy", "accuracy"), 1), (("kid_median", "KID"), 2)):
         fig.add_trace(go.Bar(x=labels, y=[rows[k][key] for k in keys], marker_color=colours, showlegend=False,
                              hovertemplate="%{x}: %{y:.3f}<extra>" + title + "</extra>"), 1, col)
@@ -333,4 +333,5 @@ def methods_figure(comparison: dict) -> go.Figure:
     fig.update_xaxes(type="log", title_text="sigma", row=2, col=2)
     fig.update_yaxes(title_text="dB", row=2, col=2)
     n = comparison.get("samples_per_class")
-    return _layout(fig, f"Feature guidance beside a class-conditional network ({n} samples per class)", height=720)
+    return _layout(fig, f"Feature guidance beside a class-conditional network ({n} samples per class)", height=760,
+                   width=1100)
