@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.atlas import Atlas
+from engine.atlas import Atlas, same_data
 from engine.checkpoint import Checkpoint
 from engine.errors import EngineError
 from engine.paths import ROOT, shown_path  # noqa: F401 (ROOT, shown_path: the pages')
@@ -112,12 +112,6 @@ class Context:
         """Held-out test images (N, C, H, W) and labels, from the atlas."""
         a = self.atlas.require()
         return a.images, a.labels
-
-
-def same_data(a: Checkpoint, b: Checkpoint) -> bool:
-    """Two models trained on the same data: dataset, classes and image shape."""
-    return (a.train_config.dataset, list(a.classes), tuple(a.shape)) == \
-        (b.train_config.dataset, list(b.classes), tuple(b.shape))
 
 
 def use_precision(ckpt: Checkpoint, precision: str) -> None:

@@ -300,16 +300,21 @@ def _write_atomic(path: Path, write) -> None:
 
 # ----------------------------------------------------------------------------- building
 
+def same_data(a: Checkpoint, b: Checkpoint) -> bool:
+    """Two models trained on the same data: dataset, classes and image shape."""
+    return (a.train_config.dataset, list(a.classes), tuple(a.shape)) == \
+        (b.train_config.dataset, list(b.classes), tuple(b.shape))
+
+
 def check_compatible(checkpoints: dict[str, Checkpoint]) -> Checkpoint:
     """The checkpoints must share classes, image shape and dataset; returns the first."""
     if not checkpoints:
         raise EngineError("give at least one checkpoint")
     first = next(iter(checkpoints.values()))
     for name, c in checkpoints.items():
-        if c.classes != first.classes or c.shape != first.shape or \
-                c.train_config.dataset != first.train_config.dataset:
-            raise EngineError(f"checkpoint '{name}' ({c.path}) has another dataset, classes or image size "
-                              f"than {first.path}; compare models trained on the same data")
+        if not same_data(c, first):
+            raise EngineError(f"checkpoint '{name}' ({c.path}) was trained on other data (dataset, classes or "
+                              f"image size) than {first.path}; compare models trained on the same data")
     return first
 
 

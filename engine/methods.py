@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .atlas import check_compatible
 from .config import SamplerSettings
 from .errors import EngineError
 
@@ -50,11 +51,7 @@ def check_methods_pair(fg, conditional) -> None:
         raise EngineError(f"{conditional.path}: the comparison needs a conditional model (kind conditional), "
                           f"this is a {conditional.kind} model; train one with "
                           "`python -m engine train --recipe recipes/conditional_long.toml`")
-    if (fg.classes, fg.shape, fg.train_config.dataset) != (conditional.classes, conditional.shape,
-                                                           conditional.train_config.dataset):
-        raise EngineError(f"{conditional.path} was trained on other data than {fg.path}: "
-                          f"{conditional.train_config.dataset} {conditional.classes} vs "
-                          f"{fg.train_config.dataset} {fg.classes}")
+    check_compatible({"feature_guided": fg, "conditional": conditional})
 
 
 def training_cost(ckpt, precision: str = "fp32", steps: int = 20) -> dict:
@@ -72,7 +69,7 @@ def training_cost(ckpt, precision: str = "fp32", steps: int = 20) -> dict:
             "images_per_second_here": measured["images_per_second"], "measured_precision": precision}
 
 
-def summarise(report: dict, ckpt, method: Method) -> dict:
+def summarise(report: dict, method: Method) -> dict:
     """One method's row of the comparison, from its `evaluate` report."""
     timing = report.get("timing", {})
     return {"label": method.label, "checkpoint": report["checkpoint"], "cfg": method.cfg,
@@ -103,7 +100,7 @@ def compare_methods(fg, conditional, mixture=None, per_class: int = 32, seed: in
         t0 = time.perf_counter()
         report = evaluate(ck, mixture, per_class=per_class, seed=seed, settings=replace(settings, cfg=m.cfg),
                           progress=progress, timing=timing, diagnostics=False)
-        rows[m.key] = summarise(report, ck, m)
+        rows[m.key] = summarise(report, m)
         real = real or report.get("real_held_out")
         say(f"methods: {m.label}: accuracy {rows[m.key]['class_accuracy']:.3f}, KID {rows[m.key]['kid_median']:.3f} "
             f"({time.perf_counter() - t0:.0f} s)")
