@@ -95,19 +95,15 @@ class Curve:
     def at(self, alpha: float) -> int:
         return int(np.argmin(np.abs(np.asarray(self.alphas) - alpha)))
 
+    def point(self, i: int) -> dict:
+        """Every figure at the i-th alpha."""
+        return {"alpha": self.alphas[i], "oval_share": self.oval_share[i], "median_ratio": self.median[i],
+                "distance_to_held_out": self.distance[i], "read_as_held_out": self.read_held_out[i],
+                "sharpness_ratio": self.sharpness[i], "contrast_ratio": self.contrast[i]}
+
     def summary(self) -> dict:
-        mid, best = self.at(0.5), self.best
         return {"spearman": self.spearman, "oval_share": float(np.mean(self.oval_share)),
-                "midpoint": {"alpha": self.alphas[mid], "oval_share": self.oval_share[mid],
-                             "median_ratio": self.median[mid],
-                             "distance_to_held_out": self.distance[mid],
-                             "read_as_held_out": self.read_held_out[mid],
-                             "sharpness_ratio": self.sharpness[mid], "contrast_ratio": self.contrast[mid]},
-                "best": {"alpha": self.alphas[best], "oval_share": self.oval_share[best],
-                         "median_ratio": self.median[best],
-                         "distance_to_held_out": self.distance[best],
-                         "read_as_held_out": self.read_held_out[best],
-                         "sharpness_ratio": self.sharpness[best], "contrast_ratio": self.contrast[best]},
+                "midpoint": self.point(self.at(0.5)), "best": self.point(self.best),
                 "nfe_per_sample": self.nfe_per_sample}
 
 
@@ -171,7 +167,7 @@ def check_ovals(models: dict) -> None:
             raise EngineError(f"{ck.path}: a {ck.kind} model cannot be told a class to interpolate")
 
 
-def held_out_images(ckpt, n: int, seed: int = 0) -> np.ndarray:
+def held_out_images(ckpt, n: int) -> np.ndarray:
     """2n real test images of the held-out class (never seen by an ovals-holdout model)."""
     cfg = ckpt.train_config
     full = load_dataset("ovals", "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
@@ -184,11 +180,8 @@ def held_out_images(ckpt, n: int, seed: int = 0) -> np.ndarray:
 def five_class_classifier(ckpt, progress: bool = False):
     """The independent classifier of `ovals` with every class, the held-out one included (trained
     once and cached beside the checkpoint, as engine/classifier.py caches a model's own)."""
-    from .classifier import classifier_for
-    cfg = ckpt.train_config
-    key = {"dataset": "ovals", "size": cfg.model.size, "channels": cfg.model.channels,
-           "n_per_class": cfg.n_per_class, "seed": cfg.crops_seed}
-    return classifier_for(key, ckpt.path, progress=progress)
+    from .classifier import _key, classifier_for
+    return classifier_for({**_key(ckpt.train_config), "dataset": "ovals"}, ckpt.path, progress=progress)
 
 
 @torch.no_grad()
@@ -200,7 +193,7 @@ def ground_truth(models: dict, n: int = 32, alphas=ALPHAS, seed: int = 0, settin
         raise EngineError("give at least one ovals model (feature-guided or conditional)")
     check_ovals(models)
     first = next(iter(models.values()))
-    real = held_out_images(first, n, seed)
+    real = held_out_images(first, n)
     ref, other = real[:n], real[n:]
     ref_log, other_log = log2_ratio(ref), log2_ratio(other)
     ref_sharp, ref_sd = sharpness(ref).mean(), ref.std(axis=(1, 2, 3)).mean()
@@ -211,26 +204,27 @@ def ground_truth(models: dict, n: int = 32, alphas=ALPHAS, seed: int = 0, settin
                      float((clf.predict(other) == held).mean()), float(clf.test_accuracy))
     for method, ck in models.items():
         a, b = ck.class_index(PAIR[0]), ck.class_index(PAIR[1])
-        ratios, share, dist, read, sharp, contrast, nfe = [], [], [], [], [], [], []
+        logs, share, dist, read, sharp, contrast, nfe = [], [], [], [], [], [], []
         for al in progress_bar(list(alphas), f"ground truth ({method})", progress):
             x, (last,) = run(ck, Interpolation(a, b, float(al)), n=n, seed=seed, settings=settings)
             x = x.cpu().numpy()
             keep = has_oval(x)
             share.append(float(keep.mean()))
             lr = log2_ratio(x[keep]) if keep.any() else np.empty(0)
-            ratios.append((2 ** lr).tolist())
+            logs.append(lr)
             # no oval at all: as far from the answer as can be said (inf), never near it
             dist.append(float(stats.wasserstein_distance(lr, ref_log)) if keep.any() else math.inf)
             read.append(float((clf.predict(x) == held).mean()))
             sharp.append(float(sharpness(x[keep]).mean() / ref_sharp) if keep.any() else 0.0)
             contrast.append(float(x.std(axis=(1, 2, 3)).mean() / ref_sd))
             nfe.append(last.nfe)
-        med = np.array([np.median(np.log2(r)) if r else np.nan for r in ratios])
-        q = [np.percentile(np.log2(r), (25, 75)) if r else (np.nan, np.nan) for r in ratios]
+        med = np.array([np.median(lr) if len(lr) else np.nan for lr in logs])
+        q = [np.percentile(lr, (25, 75)) if len(lr) else (np.nan, np.nan) for lr in logs]
         seen = ~np.isnan(med)
         rho = stats.spearmanr(np.asarray(alphas)[seen], med[seen]).statistic if seen.sum() > 2 and np.ptp(
             med[seen]) > 0 else 0.0
-        gt.curves[method] = Curve(method, [float(v) for v in alphas], ratios, share, (2 ** med).tolist(),
+        gt.curves[method] = Curve(method, [float(v) for v in alphas], [(2 ** lr).tolist() for lr in logs], share,
+                                  (2 ** med).tolist(),
                                   [float(2 ** lo) for lo, _ in q], [float(2 ** hi) for _, hi in q],
                                   float(0.0 if math.isnan(rho) else rho), dist, read, sharp, contrast,
                                   float(np.mean(nfe)))
