@@ -9,16 +9,15 @@ from pathlib import Path
 
 from engine.config import check_seed as engine_check_seed
 from engine.errors import EngineError
+from engine.methods import methods as compared_methods
 
 CLASS, IMAGES, MIXTURE_MODE = "class", "uploaded images", "mixture model (unconditional)"
 BLEND, SWITCH = "blend", "switch"
 FG, MIXTURE, CONDITIONAL = "feature_guided", "mixture", "conditional"
-# The methods the Sample view compares on one class and seed: feature guidance, the class-conditional
-# network alone (w = 0) and with classifier-free guidance of weight w; (checkpoint kind, w) of each
-FEATURE_GUIDANCE, CONDITIONAL_NETWORK = "feature guidance", "conditional network (w = 0)"
-CFG_WEIGHTS = (1, 2, 3)
-METHODS = {FEATURE_GUIDANCE: (FG, 0.0), CONDITIONAL_NETWORK: (CONDITIONAL, 0.0),
-           **{f"CFG w = {w}": (CONDITIONAL, float(w)) for w in CFG_WEIGHTS}}
+# The methods the Sample view compares on one class and seed, as the report compares them
+# (engine/methods.py): feature guidance, the class-conditional network alone (w = 0) and with
+# classifier-free guidance of weight w; label -> (checkpoint kind, w)
+METHODS = {m.label: (m.kind, m.cfg) for m in compared_methods()}
 COMPARE_MAX = 8        # samples per method: every method's grid in view side by side at 1280x800
 # What the Interpolate view interpolates: centroids of the feature-guided model, or class embeddings
 # of the conditional one (engine/conditional.py)

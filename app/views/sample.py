@@ -11,7 +11,7 @@ import torch
 
 from engine.config import SamplerSettings
 from engine.errors import EngineError
-from engine.sampler import ClassTarget, ImageTarget, Unconditional, sample
+from engine.sampler import ClassTarget, ImageTarget, Unconditional, run, sample
 
 from .. import imaging, runs
 from ..common import (CLASS, COMPARE_MAX, FG, GRID_PX, IMAGES, METHODS, MIXTURE_MODE, Result, check_count,
@@ -242,11 +242,9 @@ class SampleView(ViewBase):
             ckpt = self.ctx.fg if kind == FG else conditional
             settings = replace(base, cfg=w, guidance=base.guidance if kind == FG else 0.0)
             t0 = time.perf_counter()
-            step = None
-            for step in sample(ckpt, ClassTarget(name), n=n, seed=seed, settings=settings):
-                pass
+            final, (step,) = run(ckpt, ClassTarget(name), n=n, seed=seed, settings=settings)
             seconds = time.perf_counter() - t0
-            samples = imaging.as_array(step.denoised)
+            samples = imaging.as_array(final)
             counts = self.readings(samples)
             hits = None if counts is None else counts.get(name, 0)
             table[method] = {"nfe_per_sample": int(step.nfe), "seconds": round(seconds, 3), "steps": step.t - 1,
