@@ -222,7 +222,7 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
             out["processes"] = world.size         # torchrun: machine() is rank 0's share
         return out
 
-    def checkpoint():
+    def checkpoint(path: Path = out / STATE_FILE):
         """Rank 0 writes train_state.pt; every process learns whether that worked."""
         error = None
         if world.main:
@@ -231,9 +231,10 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
             s["rng"] = gen.get_state()
             s["ema"] = average.state_dict() if average is not None else None
             try:
-                save_atomic(s, out / STATE_FILE)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_atomic(s, path)
             except OSError as e:
-                error = EngineError(f"{out / STATE_FILE}: cannot write the checkpoint ({e.strerror or e})")
+                error = EngineError(f"{path}: cannot write the checkpoint ({e.strerror or e})")
         distributed.agree(world, error)
 
     def write_model(path: Path) -> None:
@@ -348,6 +349,9 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
             checkpoint()
         if cfg.snapshot_every and step % cfg.snapshot_every == 0 and step < cfg.steps:
             write_model(out / "snapshots" / f"step_{step}" / MODEL_FILE)
+            # and the resumable state: a cool-down branched from here (`--resume --steps
+            # STEP + cooldown` on a copy) makes a model of this length, as if trained to it
+            checkpoint(out / "snapshots" / f"step_{step}" / STATE_FILE)
             model.train()
             t0 = time.time()                # the snapshot's centroids are not training time
     bar.close()

@@ -26,8 +26,8 @@ TINY_MODEL = dict(widths=(8, 16), size=16, matched_blocks=("mid", "dec1"))
 
 def tiny_config(kind: str = "feature_guided", steps: int = 40, dataset: str = "textures", **kw) -> TrainConfig:
     # fp32: the fixtures are the same models on every machine, whatever its bfloat16 units
-    kw = {"precision": "fp32", **kw}
-    return TrainConfig(dataset=dataset, kind=kind, steps=steps, batch=16, n_per_class=32, checkpoint_every=20,
+    kw = {"precision": "fp32", "checkpoint_every": 20, **kw}
+    return TrainConfig(dataset=dataset, kind=kind, steps=steps, batch=16, n_per_class=32,
                        device="cpu", model=ModelConfig(**TINY_MODEL), **kw)
 
 

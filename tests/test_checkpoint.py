@@ -123,6 +123,28 @@ def test_resume_keeps_or_extends_the_runs_length(tmp_path):
         train(tiny_config(steps=None), tmp_path / "new", **quiet)
 
 
+def test_a_cool_down_branched_from_a_snapshot_is_a_run_of_that_length(tmp_path):
+    """A constant-rate run writes snapshots with their resumable state; resuming a copy of one with
+    --steps STEP + cooldown trains exactly what a run of that length would have (the schedule is a
+    function of the step and the run's length), so one long run yields models of several lengths."""
+    import shutil
+    quiet = dict(log=lambda *a: None, progress=False)
+    settings = dict(schedule="constant", cooldown=2, warmup=1, snapshot_every=2, checkpoint_every=3, ema=0.5)
+    train(tiny_config(steps=8, **settings), tmp_path / "long", **quiet)
+    snap = tmp_path / "long" / "snapshots" / "step_4"
+    assert read_file(snap / STATE_FILE)["step"] == read_file(snap / MODEL_FILE)["step"] == 4
+    (tmp_path / "branch").mkdir()
+    shutil.copyfile(snap / STATE_FILE, tmp_path / "branch" / STATE_FILE)
+    branched = read_file(train(tiny_config(steps=6, **settings), tmp_path / "branch", resume=True, **quiet))
+    straight = read_file(train(tiny_config(steps=6, **settings), tmp_path / "straight", **quiet))
+    assert branched["step"] == straight["step"] == 6
+    for k in straight["model"]:
+        assert torch.equal(branched["model"][k], straight["model"][k]), k
+    # and the long run's own snapshot at 6 (no cool-down yet) is a different model
+    at_6 = read_file(tmp_path / "long" / "snapshots" / "step_6" / MODEL_FILE)
+    assert any(not torch.equal(at_6["model"][k], straight["model"][k]) for k in straight["model"])
+
+
 def test_new_run_refuses_to_overwrite(tmp_path):
     cfg = tiny_config(steps=2)
     train(cfg, tmp_path, log=lambda *a: None, progress=False)
