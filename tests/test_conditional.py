@@ -236,20 +236,26 @@ def test_evaluate_measures_a_conditional_checkpoint_under_guidance(tmp_path, con
 
 # ----------------------------------------------------------------------------- recipes, ovals
 
-def test_the_conditional_recipes_train_alike_their_feature_guided_partners():
+def test_the_baselines_train_alike_their_feature_guided_partners():
     from engine.recipe import load_recipe
 
     def config(name) -> TrainConfig:
         r = load_recipe(f"recipes/{name}.toml")
         return r.config(stage=r.stages[0] if r.stages else None)
-    same = ("dataset", "steps", "batch", "lr", "warmup", "schedule", "cooldown", "sigma_max", "sigma_data", "ema", "seed")
-    for fg, cond in (("feature_guided_long", "conditional_long"), ("ovals_feature_guided", "ovals_conditional")):
-        f, c = config(fg), config(cond)
-        assert (f.kind, c.kind) == ("feature_guided", "conditional")
-        assert {k: getattr(c, k) for k in same} == {k: getattr(f, k) for k in same}, cond
+    same = ("dataset", "steps", "batch", "lr", "warmup", "schedule", "cooldown", "sigma_max", "sigma_data",
+            "weight_cap", "ema", "snapshot_every", "seed")
+    for fg, partner, kind in (("feature_guided_long", "conditional_long", "conditional"),
+                              ("ovals_feature_guided", "ovals_conditional", "conditional"),
+                              ("feature_guided_v3", "conditional_v3", "conditional"),
+                              ("feature_guided_v3", "mixture_v3", "mixture")):
+        f, c = config(fg), config(partner)
+        assert (f.kind, c.kind) == ("feature_guided", kind), partner
+        assert {k: getattr(c, k) for k in same} == {k: getattr(f, k) for k in same}, partner
         assert (c.model.widths, c.model.size, c.model.channels) == (f.model.widths, f.model.size, f.model.channels)
-        assert 0 < c.class_dropout < 0.5
+        if c.kind == "conditional":
+            assert 0 < c.class_dropout < 0.5
     assert config("ovals_conditional").dataset == "ovals-holdout"
+    assert config("feature_guided_v3").dataset == "textures-v3"
 
 
 def test_ovals_holdout_lacks_the_ratio_one_class_and_keeps_the_others_ratios():
