@@ -4,9 +4,9 @@
 
 Runs the shipped network as the sampler does (at the precision policy's pick, compiled and
 warmed up), prints the median ms per call over 100 calls, and the share of the profiled time
-spent in convolutions, with the rate they reach: the multiply-adds of every convolution counted
-from the network's own layers. Says whether a faster call needs faster convolution kernels
-(docs/benchmarks.md) or less work around them. About a minute (most of it the compile).
+spent in convolutions, with the rate they reach: the network's FLOPs counted by
+torch.utils.flop_counter, as `benchmark --train` counts them. Says whether a faster call needs
+faster convolution kernels (docs/benchmarks.md) or less work around them. About a minute (most of it the compile).
 """
 from __future__ import annotations
 
@@ -16,28 +16,17 @@ import time
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
 
 from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 
 
-def conv_macs(model: nn.Module, y: torch.Tensor) -> int:
-    """Multiply-adds of every convolution for input y, read off forward hooks: each output pixel
-    of a convolution, and each input pixel of a transposed one, costs channels x kernel of them."""
-    total = 0
-
-    def hook(m, inputs, out):
-        nonlocal total
-        kernel = m.kernel_size[0] * m.kernel_size[1]
-        if isinstance(m, nn.ConvTranspose2d):
-            total += inputs[0].numel() * m.out_channels // m.groups * kernel
-        else:
-            total += out.numel() * m.in_channels // m.groups * kernel
-    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    with torch.no_grad():
+def conv_flops(model: nn.Module, y: torch.Tensor) -> int:
+    """FLOPs of one forward pass on y, counted as engine/throughput.py counts a training step's
+    (torch.utils.flop_counter): the convolutions' multiply-adds, twice."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(y)
-    for h in hooks:
-        h.remove()
-    return total
+    return counter.get_total_flops()
 
 
 def main() -> None:
@@ -64,12 +53,12 @@ def main() -> None:
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     conv = sum(e.self_cpu_time_total for e in events if "conv" in e.key)
-    macs = conv_macs(ck.model, y)
+    flops = conv_flops(ck.model, y)
     conv_s = conv / 1e6 / 50
     print(f"{ck.path}: {ck.precision}, compiled {ck.compiled}, {torch.get_num_threads()} thread(s), batch {a.batch}")
     print(f"median call {1e3 * sorted(times)[50]:.2f} ms; convolutions {100 * conv / total:.0f}% of the profiled "
-          f"time ({1e3 * conv_s:.2f} ms per call, {macs / 1e6:.0f} M multiply-adds, "
-          f"{2 * macs / conv_s / 1e9:.0f} GFLOP/s)")
+          f"time ({1e3 * conv_s:.2f} ms per call, {flops / 2e6:.0f} M multiply-adds, "
+          f"{flops / conv_s / 1e9:.0f} GFLOP/s)")
 
 
 if __name__ == "__main__":

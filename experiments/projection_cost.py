@@ -39,8 +39,9 @@ def main() -> None:
     images, labels = held_out_subset(test, a.per_class)
     x, c = torch.from_numpy(images), torch.from_numpy(labels)
     gen = torch.Generator().manual_seed(0)
+    own = ck.phi(x)                              # the clean images' phi: the same at every sigma
     told = {"centroid": lambda y, sigma: ck.denoise(y, torch.stack([ck.centroid(int(k), sigma) for k in c])),
-            "own clean phi": lambda y, sigma: ck.denoise(y, ck.phi(x)),
+            "own clean phi": lambda y, sigma: ck.denoise(y, own),
             "nothing": lambda y, sigma: ck.denoise(y)}
     print(f"{a.checkpoint} on {cfg.dataset}, {a.per_class} held-out crops per class; "
           "denoiser gain in dB, worst class and mean over classes")
