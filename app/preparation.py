@@ -32,10 +32,13 @@ def background(work, name: str) -> threading.Thread:
 
 
 @atexit.register
-def _wait_for_background(timeout: float = 120.0) -> None:
+def wait_for_background(timeout: float = 120.0) -> list[str]:
+    """Wait at most `timeout` seconds in all for the background work started so far; the names of
+    the threads still running then."""
     end = time.monotonic() + timeout
     for thread in _BACKGROUND:
         thread.join(max(0.0, end - time.monotonic()))
+    return [thread.name for thread in _BACKGROUND if thread.is_alive()]
 
 
 class Preparation:

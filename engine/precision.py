@@ -72,10 +72,17 @@ class Precision:
         return self.bf16
 
     def autocast(self):
-        """The context the network runs in: bfloat16 autocast, or nothing."""
+        """The context the network runs in: bfloat16 autocast, or nothing.
+
+        Without autocast's cache of cast weights: torch keeps that cache in one process-wide map
+        behind a mutex, and a thread leaving autocast clears it, dropping tensors another thread
+        put there. When one of those is a compile's fake tensor, dropping it needs the GIL while
+        the mutex is held, and the compiling thread holds the GIL waiting for the mutex: the app's
+        background compile and its measures deadlocked that way. Each weight is cast once per
+        forward pass either way, so the cache saved nothing here."""
         if not self.bf16:
             return contextlib.nullcontext()
-        return torch.autocast(self.device_type, dtype=torch.bfloat16)
+        return torch.autocast(self.device_type, dtype=torch.bfloat16, cache_enabled=False)
 
     def describe(self) -> dict:
         return {"precision": self.name, "asked": self.asked, "why": self.why}

@@ -104,6 +104,21 @@ def test_bf16_training_follows_the_fp32_loss_curve(tmp_path):
     assert curves["bf16"][-50:].mean() < curves["bf16"][:50].mean() / 3       # and both learn
 
 
+def test_bf16_runs_without_autocasts_process_wide_cache(tiny_fg):
+    """torch keeps autocast's cache of cast weights in one map for every thread; the app's background
+    compile and its measures, both in it, deadlocked. Training and sampling enter the same context."""
+    with precision.resolve("bf16", "cpu").autocast():
+        assert torch.is_autocast_enabled("cpu") and not torch.is_autocast_cache_enabled()
+    ckpt = Checkpoint(read_file(tiny_fg.path), "cpu")
+    ckpt.use_precision("bf16")
+    seen = []
+    ckpt.model.register_forward_hook(
+        lambda *_: seen.append((torch.is_autocast_enabled("cpu"), torch.is_autocast_cache_enabled())))
+    ckpt.denoise(torch.rand(2, ckpt.config.channels, ckpt.config.size, ckpt.config.size),
+                 ckpt.centroid(torch.tensor([0, 0]), torch.full((2,), 0.5)))
+    assert seen == [(True, False)]
+
+
 def test_the_same_seed_at_the_same_precision_gives_the_same_samples(tiny_fg):
     ckpt = Checkpoint(read_file(tiny_fg.path), "cpu")
     ckpt.use_precision("bf16")

@@ -143,18 +143,15 @@ def _git_status_assets() -> str:
 def test_the_apps_preparation_of_a_shipped_model_writes_nothing_under_assets(tmp_path, monkeypatch):
     """The app on `--checkpoint assets/feature_guided` builds that model's atlas and measures (the
     shipped atlas sits elsewhere) and caches them outside assets/."""
-    import threading
-
     import engine.paths
+    from app.preparation import wait_for_background
     monkeypatch.setattr(engine.paths, "CACHE", tmp_path / "cache")      # a fresh cache: the work is done
     before, status = _assets_snapshot(), _git_status_assets()
     script = _app_script()
     args = script.parse_args(["--checkpoint", "assets/feature_guided", "--no-umap", "--no-runs"])
-    running = set(threading.enumerate())
     ctx = script.load(args).context()
-    ctx.start_background()
-    for thread in set(threading.enumerate()) - running:                 # the atlas, classifier, measures
-        thread.join()
+    ctx.start_background()                                              # atlas, classifier, measures, compiles
+    assert wait_for_background(timeout=900) == []
     assert ctx.atlas.get() is not None and ctx.atlas.error is None
     assert (tmp_path / "cache" / "assets" / "feature_guided" / "atlas" / "atlas.npz").is_file()
     assert _assets_snapshot() == before
