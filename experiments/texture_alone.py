@@ -53,19 +53,25 @@ def radial_db(x: np.ndarray) -> np.ndarray:
 
 
 def judge(folder: str, runs: list[str], sheet: str | None, n: int = 32, seed: int = 0) -> None:
-    real, samples, names = [], [], []
-    for path in runs:
-        ckpt = load_checkpoint(path, device="cpu")
+    ckpts = [load_checkpoint(path, device="cpu") for path in runs]
+    sizes = {ckpt.config.size for ckpt in ckpts}
+    if len(sizes) != 1:
+        raise SystemExit(f"the runs draw images of different sizes ({sorted(sizes)}); judge each size apart")
+    # the real crops, their spectrum and the real-vs-real floor: the same for every run
+    test = load_dataset(folder, "test", sizes.pop(), 1, 64, 0)
+    train = load_dataset(folder, "train", test.images.shape[-1], 1, 64, 0)
+    ref = radial_db(test.images)
+    floor = np.abs(radial_db(train.images) - ref).mean()
+    real_sd = test.images.std(axis=(1, 2, 3)).mean()
+    samples, names = [], []
+    for path, ckpt in zip(runs, ckpts):
         ckpt.use_precision("fp32")
-        size = ckpt.config.size
-        test = load_dataset(folder, "test", size, 1, 64, 0)
-        train = load_dataset(folder, "train", size, 1, 64, 0)
         x = run(ckpt, None, n=n, seed=seed)[0].numpy()
-        ref = radial_db(test.images)
         print(f"{path} (step {ckpt.step}): spectrum error samples {np.abs(radial_db(x) - ref).mean():.2f} dB, "
-              f"real training crops {np.abs(radial_db(train.images) - ref).mean():.2f} dB; pixel sd samples "
-              f"{x.std(axis=(1, 2, 3)).mean():.3f}, real {test.images.std(axis=(1, 2, 3)).mean():.3f}")
-        real.append(test.images[:8]); samples.append(x[:8]); names.append(f"step {ckpt.step}")
+              f"real training crops {floor:.2f} dB; pixel sd samples {x.std(axis=(1, 2, 3)).mean():.3f}, "
+              f"real {real_sd:.3f}")
+        samples.append(x[:8]); names.append(f"step {ckpt.step}")
+    real = [test.images[:8]] * len(samples)
     if sheet:
         print(f"wrote {sample_sheet(names, real, samples, sheet)}")
 
