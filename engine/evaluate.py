@@ -13,6 +13,10 @@
   independent classifier's pooled features - a distance between distributions, where class
   accuracy only asks which side of a boundary each sample falls. Beside it the same figure for
   as many real *training* crops of the class: what real images score (near 0);
+- spectrum error (a bar of its own: at most 2 dB per class): the mean absolute difference, in dB
+  over radii, between the radial power spectrum of a class's samples and of its real test crops -
+  a measure of the texture itself (its scales and contrast) that no classifier boundary hides;
+  beside it the same figure for as many real held-out crops (a few tenths of a dB);
 - memorisation ratio: median L2 distance from each sample to its nearest training crop,
   over the same figure for real test crops (1: samples are as far from the training set
   as unseen real images; near 0: copies); also per class;
@@ -51,7 +55,7 @@ from tqdm import tqdm
 from .classifier import load_classifier
 from .data import load_dataset
 from .denoising import conditioned_denoise, denoiser_gain, plain_denoise
-from .metrics import kernel_distance, mean_pairwise_distance, nearest_distance, psnr
+from .metrics import kernel_distance, mean_pairwise_distance, nearest_distance, psnr, spectrum_error_db
 from .config import SamplerSettings
 from .paths import shown_path
 from .sampler import ClassTarget, run
@@ -146,9 +150,9 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
               "sampler": vars(settings or SamplerSettings()),
               "classifier_test_accuracy": float((clf.predict(test.images) == test.labels).mean())}
 
-    acc, readings, div, contrast, kid, kid_real, nfe = {}, {}, {}, {}, {}, {}, []
+    acc, readings, div, contrast, kid, kid_real, spectrum, nfe = {}, {}, {}, {}, {}, {}, {}, []
     samples_all, real_all, held_all = [], [], []
-    held = {"class_accuracy": {}, "diversity_per_class": {}, "kid_per_class": {}}
+    held = {"class_accuracy": {}, "diversity_per_class": {}, "kid_per_class": {}, "spectrum_error_db": {}}
     for c, name in enumerate(tqdm(ckpt.classes, desc="sampling", disable=not progress, file=sys.stderr)):
         samples, (last,) = run(ckpt, ClassTarget(name), n=per_class, seed=seed + c, settings=settings)
         x = samples.cpu().numpy()
@@ -173,10 +177,12 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
         reference = clf.features(rest)
         kid[name] = kernel_distance(clf.features(x), reference)
         kid_real[name] = kernel_distance(clf.features(train.of_class(c)[:per_class]), reference)
+        spectrum[name] = spectrum_error_db(x, rest)
         if len(other) >= 2:
             held["class_accuracy"][name] = clf.readings(other)[name] / len(other)
             held["diversity_per_class"][name] = mean_pairwise_distance(other) / mean_pairwise_distance(real)
             held["kid_per_class"][name] = kernel_distance(clf.features(other), reference)
+            held["spectrum_error_db"][name] = spectrum_error_db(other, rest)
     samples = np.concatenate(samples_all)
     if sheet is not None:            # the evaluation's own samples beside the class's held-out crops
         report["sheet"] = shown_path(sample_sheet(ckpt.classes, real_all, samples_all, sheet))
@@ -192,6 +198,8 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
     report["kid"] = float(np.mean(list(kid.values())))
     report["kid_real_per_class"] = kid_real
     report["kid_real"] = float(np.mean(list(kid_real.values())))
+    report["spectrum_error_db"] = spectrum
+    report["max_spectrum_error_db"] = float(max(spectrum.values()))
 
     d_samples = nearest_distance(samples, train.images)
     d_test = nearest_distance(np.concatenate(real_all), train.images)
@@ -335,18 +343,26 @@ def model_card(ckpt, mixture, report: dict) -> str:
                         "  - " + ", ".join(f"{k} {v:.3f}" for k, v in report["kid_per_class"].items())]
     if "real_held_out" in report:
         h = report["real_held_out"]
+        # reports written before the spectrum error was measured have no such column
+        spec = "spectrum_error_db" in report and "spectrum_error_db" in h
+
+        def spectrum(k: str) -> str:
+            return f" {report['spectrum_error_db'][k]:.2f} | {h['spectrum_error_db'][k]:.2f} |" if spec else ""
         lines += ["", f"Per class, samples against as many real held-out crops measured alike (real):", "",
-                  "| class | accuracy | real | kernel distance | real | diversity | real | memorisation | real |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| class | accuracy | real | kernel distance | real | diversity | real | memorisation | real |"
+                  + (" spectrum error (dB) | real |" if spec else ""),
+                  "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if spec else "")]
         lines += [f"| {k} | {report['class_accuracy'][k]:.2f} | {h['class_accuracy'][k]:.2f} | "
                   f"{report['kid_per_class'][k]:.3f} | {h['kid_per_class'][k]:.3f} | "
                   f"{report['diversity_per_class'][k]:.2f} | {h['diversity_per_class'][k]:.2f} | "
-                  f"{report['memorisation_per_class'][k]:.2f} | {h['memorisation_per_class'][k]:.2f} |"
+                  f"{report['memorisation_per_class'][k]:.2f} | {h['memorisation_per_class'][k]:.2f} |" + spectrum(k)
                   for k in report["class_accuracy"]]
         lines += [f"| **mean** | {report['mean_class_accuracy']:.2f} | {h['mean_class_accuracy']:.2f} | "
                   f"{report['kid']:.3f} | {h['mean_kid']:.3f} | {report['diversity_ratio']:.2f} | "
                   f"{h['mean_diversity']:.2f} | {report['memorisation_ratio']:.2f} (median of all) | "
-                  f"{h['mean_memorisation']:.2f} |", ""]
+                  f"{h['mean_memorisation']:.2f} |"
+                  + (f" {report['max_spectrum_error_db']:.2f} (largest) | {max(h['spectrum_error_db'].values()):.2f} |"
+                     if spec else ""), ""]
     if "timing" in report:
         t = report["timing"]
         lines.append(f"- seconds per batch of 16: {t['seconds_per_batch']:.2f} ({t['threads']} threads, {t['device']})")

@@ -109,7 +109,8 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
                               "it cannot be combined with --resume")
         start = read_file(init)
         start_cfg = TrainConfig(**start["train_config"])
-        if start_cfg.dataset != cfg.dataset or start_cfg.kind != cfg.kind:
+        # another dataset is allowed (fine-tuning onto a new class list); another kind is not
+        if start_cfg.kind != cfg.kind:
             raise EngineError(f"--init {init}: a {start_cfg.kind} model of '{start_cfg.dataset}'; "
                               f"this run trains a {cfg.kind} model of '{cfg.dataset}'")
         cfg.model = start_cfg.model
@@ -165,6 +166,10 @@ def _train(cfg: TrainConfig, out_dir: str | Path, resume: bool, log, progress: b
         mean = images.mean(dim=(0, 2, 3)).cpu()
     labels = torch.from_numpy(data.labels)
     if conditional:
+        if start is not None and start_cfg.model.class_count != len(data.classes):
+            raise EngineError(f"--init {init}: a conditional model of {start_cfg.model.class_count} classes "
+                              f"cannot be fine-tuned onto {len(data.classes)} ('{cfg.dataset}'): its class "
+                              "embeddings are one per class; start from a model of as many classes")
         cfg.model = replace(cfg.model, class_count=len(data.classes))
     by_class = [torch.nonzero(labels == c).flatten() for c in range(len(data.classes))]
     symmetries = data.symmetries

@@ -25,6 +25,7 @@ from PIL import Image
 
 from engine.checkpoint import load_checkpoint
 from engine.data import load_dataset
+from engine.metrics import spectrum_error_db
 from engine.sampler import run
 from engine.sheet import sample_sheet
 from engine.textures import TEXTURES_V3
@@ -42,32 +43,21 @@ def cut(name: str, factor: int, out: Path) -> None:
     print(f"{out}: {name} at 1/{factor}, {w}x{h} pixels in two halves")
 
 
-def radial_db(x: np.ndarray) -> np.ndarray:
-    """Mean power spectrum of grey images (N, 1, H, W), each less its mean, by integer radius, in dB."""
-    x = x[:, 0] - x[:, 0].mean(axis=(1, 2), keepdims=True)
-    power = (np.abs(np.fft.fft2(x)) ** 2).mean(0)
-    n = x.shape[-1]
-    f = np.fft.fftfreq(n) * n
-    r = np.rint(np.hypot(*np.meshgrid(f, f, indexing="ij"))).astype(int)
-    return np.array([10 * np.log10(power[r == k].mean()) for k in range(1, n // 2)])
-
-
 def judge(folder: str, runs: list[str], sheet: str | None, n: int = 32, seed: int = 0) -> None:
     ckpts = [load_checkpoint(path, device="cpu") for path in runs]
     sizes = {ckpt.config.size for ckpt in ckpts}
     if len(sizes) != 1:
         raise SystemExit(f"the runs draw images of different sizes ({sorted(sizes)}); judge each size apart")
-    # the real crops, their spectrum and the real-vs-real floor: the same for every run
+    # the real crops and the real-vs-real floor: the same for every run
     test = load_dataset(folder, "test", sizes.pop(), 1, 64, 0)
     train = load_dataset(folder, "train", test.images.shape[-1], 1, 64, 0)
-    ref = radial_db(test.images)
-    floor = np.abs(radial_db(train.images) - ref).mean()
+    floor = spectrum_error_db(train.images, test.images)
     real_sd = test.images.std(axis=(1, 2, 3)).mean()
     samples, names = [], []
     for path, ckpt in zip(runs, ckpts):
         ckpt.use_precision("fp32")
         x = run(ckpt, None, n=n, seed=seed)[0].numpy()
-        print(f"{path} (step {ckpt.step}): spectrum error samples {np.abs(radial_db(x) - ref).mean():.2f} dB, "
+        print(f"{path} (step {ckpt.step}): spectrum error samples {spectrum_error_db(x, test.images):.2f} dB, "
               f"real training crops {floor:.2f} dB; pixel sd samples {x.std(axis=(1, 2, 3)).mean():.3f}, "
               f"real {real_sd:.3f}")
         samples.append(x[:8]); names.append(f"step {ckpt.step}")

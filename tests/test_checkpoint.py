@@ -172,6 +172,23 @@ def test_init_fine_tunes_from_another_checkpoint(tiny_fg_dir, tmp_path):
         train(tiny_config("mixture", steps=1), tmp_path / "m", log=lambda *a: None, progress=False,
               init=tiny_fg_dir)
 
+def test_init_fine_tunes_onto_another_class_list(tiny_fg_dir, tmp_path):
+    # a feature-guided model's network does not depend on the classes: it moves to textures-v4
+    # (gravel replaced), and its centroids and class names are those of the new list
+    out = train(tiny_config(steps=2, dataset="textures-v4"), tmp_path / "v4", log=lambda *a: None,
+                progress=False, init=tiny_fg_dir)
+    ft = load_checkpoint(out, device="cpu")
+    assert "blobs" in ft.classes and "gravel" not in ft.classes and ft.train_config.dataset == "textures-v4"
+    assert read_file(out)["info"]["init"]["train_config"]["dataset"] == "textures"
+    # a conditional model's class embeddings are one per class: as many classes, or a clear error
+    conditional = train(tiny_config("conditional", steps=1), tmp_path / "c", log=lambda *a: None, progress=False)
+    train(tiny_config("conditional", steps=1, dataset="textures-v4"), tmp_path / "c4", log=lambda *a: None,
+          progress=False, init=conditional)
+    with pytest.raises(EngineError, match="class embeddings"):
+        train(tiny_config("conditional", steps=1, dataset="ovals"), tmp_path / "co", log=lambda *a: None,
+              progress=False, init=conditional)
+
+
 def test_bad_checkpoints_give_clear_errors(tiny_fg_dir, tmp_path):
     with pytest.raises(EngineError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")

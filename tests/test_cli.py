@@ -129,13 +129,16 @@ def test_train_sample_evaluate_on_a_tiny_config(tmp_path, tiny_mixture_dir, caps
     report = json.loads((tmp_path / "e.json").read_text())
     assert json.loads(r.stdout) == report
     for key in ("classifier_test_accuracy", "class_accuracy", "diversity_ratio", "contrast_ratio",
-                "memorisation_ratio", "memorisation_per_class", "kid", "kid_real", "psnr", "noise_seen",
+                "memorisation_ratio", "memorisation_per_class", "kid", "kid_real", "spectrum_error_db",
+                "max_spectrum_error_db", "psnr", "noise_seen",
                 "generalisation_gap_db", "nfe_per_sample"):
         assert key in report
     assert set(report["class_accuracy"]) == set(classes)
     for name, read in report["class_readings"].items():     # every sample read as some class, once
         assert sum(read.values()) == 3 and read.get(name, 0) / 3 == report["class_accuracy"][name]
     assert 0 <= report["classifier_test_accuracy"] <= 1
+    assert set(report["spectrum_error_db"]) == set(classes)
+    assert report["max_spectrum_error_db"] == max(report["spectrum_error_db"].values()) >= 0
 
 
 def test_benchmark_times_the_reference_arithmetic(tiny_fg_dir, capsys):

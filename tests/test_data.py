@@ -7,7 +7,7 @@ from PIL import Image
 
 import torch
 
-from engine.data import (SYMMETRIES, TEXTURES, TEXTURES_V1, aspect_ratio, augment, crops_from, fit_image, folder,
+from engine.data import (SYMMETRIES, TEXTURES, TEXTURES_V1, TEXTURES_V3, TEXTURES_V4, aspect_ratio, augment, crops_from, fit_image, folder,
                          load_dataset, load_image, oval_images, tile_split)
 from engine.errors import EngineError
 
@@ -46,8 +46,24 @@ def test_previous_classes_stay_reachable_with_their_crops():
     assert np.array_equal(v1.of_class(0), load_dataset("textures", "test", 32, 1, n_per_class=4).of_class(0))
 
 
+def test_the_fourth_version_replaces_gravel_by_blobs_in_its_place():
+    assert list(TEXTURES_V4) == [("blobs" if k == "gravel" else k) for k in TEXTURES_V3]
+    v3 = load_dataset("textures-v3", "test", 32, 1, n_per_class=8)
+    v4 = load_dataset("textures-v4", "test", 32, 1, n_per_class=8)
+    same = [k for k in v3.classes if k in v4.classes]
+    for k in same:                    # every other class is cut exactly as before
+        assert np.array_equal(v3.of_class(v3.classes.index(k)), v4.of_class(v4.classes.index(k))), k
+    from engine.textures import textures_v4
+    blobs = textures_v4("train", 32, 1, n_per_class=200, names=["blobs"]).images
+    # rounded two-level regions: every crop holds both levels, with the photographs' contrast
+    sd = blobs.std(axis=(1, 2, 3))
+    assert sd.min() > 0.05 and 0.1 < np.median(sd) < 0.25
+    assert (blobs < 0.35).mean() > 0.3 and (blobs > 0.65).mean() > 0.3
+    assert np.array_equal(blobs, textures_v4("train", 32, 1, n_per_class=200, names=["blobs"]).images)
+
+
 def test_every_texture_class_has_room_for_disjoint_train_and_test_tiles():
-    for name, source in TEXTURES.items():
+    for name, source in {**TEXTURES, **TEXTURES_V4}.items():
         tiles = tile_split(source.image(1).shape[1:], 48)
         assert len(tiles["train"]) >= 6 and len(tiles["test"]) >= 3, name      # of 48 x 48 pixels each
 

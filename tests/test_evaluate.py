@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from engine.evaluate import generalisation_gap, misreadings, noise_seen, write_card
-from engine.metrics import kernel_distance
+from engine.metrics import kernel_distance, radial_power_db, spectrum_error_db
 
 
 class WhiteGaussian:
@@ -59,6 +59,23 @@ def test_kernel_distance_is_zero_on_average_for_one_distribution_and_grows_with_
     assert kernel_distance(a, b) == pytest.approx(kernel_distance(b, a))
     with pytest.raises(ValueError, match="at least two"):
         kernel_distance(a[:1], b)
+
+
+def test_spectrum_error_is_small_for_one_texture_and_reads_scale_and_contrast():
+    rng = np.random.default_rng(0)
+    from scipy.ndimage import gaussian_filter
+
+    def texture(n, blur=1.0, contrast=1.0):
+        """Blurred white noise: a stationary texture whose scale is the blur."""
+        x = gaussian_filter(rng.standard_normal((n, 1, 32, 32)), (0, 0, blur, blur), mode="wrap")
+        return 0.5 + contrast * 0.1 * x / x.std()
+    a, b = texture(64), texture(64)
+    assert spectrum_error_db(a, b) < 0.5                      # two draws of one texture
+    assert spectrum_error_db(texture(64, contrast=0.5), b) == pytest.approx(20 * np.log10(2), abs=0.5)
+    assert spectrum_error_db(texture(64, blur=2.0), b) > 3    # coarser: power moved to low radii
+    # the profile is by radius, 1 .. 15 for 32 pixels, and blind to a brightness offset
+    assert radial_power_db(a).shape == (15,)
+    assert np.allclose(radial_power_db(a), radial_power_db(a + 0.2))
 
 
 def test_a_new_card_keeps_the_hand_written_status_section(tmp_path):
