@@ -239,23 +239,28 @@ def test_evaluate_measures_a_conditional_checkpoint_under_guidance(tmp_path, con
 def test_the_baselines_train_alike_their_feature_guided_partners():
     from engine.recipe import load_recipe
 
-    def config(name) -> TrainConfig:
+    def configs(name) -> list[TrainConfig]:
+        """The TrainConfig of each stage of a recipe."""
         r = load_recipe(f"recipes/{name}.toml")
-        return r.config(stage=r.stages[0] if r.stages else None)
+        return [r.config(stage=s) for s in r.stages] or [r.config()]
     same = ("dataset", "steps", "batch", "lr", "warmup", "schedule", "cooldown", "sigma_max", "sigma_data",
             "weight_cap", "ema", "snapshot_every", "seed")
     for fg, partner, kind in (("feature_guided_long", "conditional_long", "conditional"),
                               ("ovals_feature_guided", "ovals_conditional", "conditional"),
                               ("feature_guided_v3", "conditional_v3", "conditional"),
                               ("feature_guided_v3", "mixture_v3", "mixture")):
-        f, c = config(fg), config(partner)
-        assert (f.kind, c.kind) == ("feature_guided", kind), partner
-        assert {k: getattr(c, k) for k in same} == {k: getattr(f, k) for k in same}, partner
-        assert (c.model.widths, c.model.size, c.model.channels) == (f.model.widths, f.model.size, f.model.channels)
-        if c.kind == "conditional":
-            assert 0 < c.class_dropout < 0.5
-    assert config("ovals_conditional").dataset == "ovals-holdout"
-    assert config("feature_guided_v3").dataset == "textures-v3"
+        fs, cs = configs(fg), configs(partner)
+        assert len(fs) == len(cs), partner                   # stage by stage alike
+        for f, c in zip(fs, cs):
+            assert (f.kind, c.kind) == ("feature_guided", kind), partner
+            assert {k: getattr(c, k) for k in same} == {k: getattr(f, k) for k in same}, partner
+            assert (c.model.widths, c.model.size, c.model.channels) == (f.model.widths, f.model.size,
+                                                                         f.model.channels)
+            if c.kind == "conditional":
+                assert 0 < c.class_dropout < 0.5
+    assert configs("ovals_conditional")[0].dataset == "ovals-holdout"
+    # the long runs: textures-v3, then the same network fine-tuned onto textures-v4
+    assert [c.dataset for c in configs("feature_guided_v3")] == ["textures-v3", "textures-v4"]
 
 
 def test_ovals_holdout_lacks_the_ratio_one_class_and_keeps_the_others_ratios():
