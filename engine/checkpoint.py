@@ -393,6 +393,17 @@ def load_checkpoint(path: str | Path | None = None, device: str = "auto", kind: 
     return ckpt
 
 
+def load_mixture(path: str | Path, device: str, partner: Checkpoint, what: str = "--mixture") -> Checkpoint:
+    """The mixture model that `partner` is compared with: a mixture model of the same classes, else
+    an error - a comparison on crops one of the two never trained on says nothing of conditioning."""
+    mixture = load_checkpoint(path, device, kind="mixture", what=what)
+    if mixture.classes != partner.classes:
+        raise EngineError(f"{what} {mixture.path}: a mixture model of {mixture.classes} ('"
+                          f"{mixture.train_config.dataset}'), where {partner.path} knows {partner.classes} ('"
+                          f"{partner.train_config.dataset}'); give a mixture model trained on the same classes")
+    return mixture
+
+
 def model_state(model: UNet, train_config: TrainConfig, classes: list[str], mean: torch.Tensor,
                 step: int, centroids: CentroidTable | None, info: dict) -> dict:
     return {"format": FORMAT, "train_config": asdict(train_config), "model": model.state_dict(),

@@ -311,7 +311,7 @@ def cmd_dataset(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
-    from .checkpoint import DEFAULT_MIXTURE, load_checkpoint
+    from .checkpoint import DEFAULT_MIXTURE, load_checkpoint, load_mixture
     from .evaluate import evaluate, model_card, to_json, write_card
     if a.sheet and Path(a.sheet).suffix.lower() != ".png":
         raise EngineError(f"--sheet {a.sheet}: use a .png file name")
@@ -320,7 +320,7 @@ def cmd_evaluate(a) -> int:
             writable_file(path, flag)
     ckpt = load_checkpoint(a.checkpoint, a.device, kind=("feature_guided", "conditional"))
     mix_path = a.mixture or (DEFAULT_MIXTURE if a.checkpoint is None else None)
-    mixture = load_checkpoint(mix_path, a.device, kind="mixture", what="--mixture") if mix_path else None
+    mixture = load_mixture(mix_path, a.device, ckpt) if mix_path else None
     settings = _settings(a)
     for model in (ckpt, mixture):               # the sampling dominates: classes x per_class x steps
         if model is not None:

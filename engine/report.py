@@ -262,14 +262,14 @@ def _sigma(text: str) -> float:
 def load_models(checkpoint, mixture, device: str, need_mixture: bool) -> dict:
     """The feature-guided model (default: shipped) and its mixture (default: shipped, with the
     default checkpoint)."""
-    from .checkpoint import DEFAULT_MIXTURE, load_checkpoint
+    from .checkpoint import DEFAULT_MIXTURE, load_checkpoint, load_mixture
     fg = load_checkpoint(checkpoint, device, kind="feature_guided")
     mix_path = mixture or (DEFAULT_MIXTURE if checkpoint is None else None)
     if mix_path is None and need_mixture:
         raise EngineError("give --mixture: the mixture model is the baseline of every comparison")
     models = {"feature_guided": fg}
     if mix_path is not None:
-        models["mixture"] = load_checkpoint(mix_path, device, kind="mixture", what="--mixture")
+        models["mixture"] = load_mixture(mix_path, device, fg)
     return models
 
 

@@ -248,6 +248,14 @@ def test_each_checkpoint_must_be_of_the_kind_its_option_names(tmp_path, tiny_fg_
         assert f"a {kinds} model is needed" in line and "--unconditional" not in line
     line = error_line(capsys, "atlas", "--checkpoint", tiny_mixture_dir, "--out", tmp_path / "atlas")
     assert "a feature_guided model is needed" in line
+    # a mixture of other classes is no baseline: the comparison would be on crops it never saw
+    from engine.train import train
+    from conftest import tiny_config
+    ovals = train(tiny_config("mixture", steps=1, dataset="ovals"), tmp_path / "ovals_mix", log=lambda *a: None,
+                  progress=False)
+    for command, *rest in (("evaluate", "--no-timing"), ("report", "--out", tmp_path / "report")):
+        line = error_line(capsys, command, "--checkpoint", tiny_fg_dir, "--mixture", ovals, *rest)
+        assert "--mixture" in line and "same classes" in line, command
 
 
 def test_weights_made_for_another_network_are_refused_in_one_line(tmp_path, tiny_fg_dir, capsys):
