@@ -13,7 +13,7 @@
   independent classifier's pooled features - a distance between distributions, where class
   accuracy only asks which side of a boundary each sample falls. Beside it the same figure for
   as many real *training* crops of the class: what real images score (near 0);
-- spectrum error (a bar of its own: at most 2 dB per class): the mean absolute difference, in dB
+- spectrum error (a bar of its own, per class): the mean absolute difference, in dB
   over radii, between the radial power spectrum of a class's samples and of its real test crops -
   a measure of the texture itself (its scales and contrast) that no classifier boundary hides;
   beside it the same figure for as many real held-out crops (a few tenths of a dB);
