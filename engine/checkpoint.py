@@ -394,13 +394,16 @@ def load_checkpoint(path: str | Path | None = None, device: str = "auto", kind: 
 
 
 def load_mixture(path: str | Path, device: str, partner: Checkpoint, what: str = "--mixture") -> Checkpoint:
-    """The mixture model that `partner` is compared with: a mixture model of the same classes, else
-    an error - a comparison on crops one of the two never trained on says nothing of conditioning."""
+    """The mixture model that `partner` is compared with: a mixture model of the same data (atlas.same_data:
+    dataset, classes, image shape), else an error - a comparison on crops one of the two never trained
+    on says nothing of conditioning."""
+    from .atlas import same_data              # atlas imports this module
     mixture = load_checkpoint(path, device, kind="mixture", what=what)
-    if mixture.classes != partner.classes:
+    if not same_data(mixture, partner):
         raise EngineError(f"{what} {mixture.path}: a mixture model of {mixture.classes} ('"
                           f"{mixture.train_config.dataset}'), where {partner.path} knows {partner.classes} ('"
-                          f"{partner.train_config.dataset}'); give a mixture model trained on the same classes")
+                          f"{partner.train_config.dataset}'); give a mixture model trained on the same classes, "
+                          "dataset and image size")
     return mixture
 
 

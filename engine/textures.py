@@ -153,10 +153,9 @@ def textures_v3(split: str, size: int = 32, channels: int = 1, n_per_class: int 
 # "gravel alone"); blobs are the shapes this network draws, so every class of the list is one that a
 # sample can be checked against. The same order keeps a conditional model's class embeddings
 # meaningful when a textures-v3 model is fine-tuned onto it (`train --init`).
-TEXTURES_V4: dict[str, TextureSource] = {
-    ("blobs" if name == "gravel" else name): (TextureSource(_blobs, symmetry="dihedral") if name == "gravel"
-                                              else source)
-    for name, source in TEXTURES_V3.items()}
+TEXTURES_V4: dict[str, TextureSource] = {("blobs" if name == "gravel" else name): source
+                                          for name, source in TEXTURES_V3.items()}
+TEXTURES_V4["blobs"] = TextureSource(_blobs, symmetry="dihedral")
 
 
 def textures_v4(split: str, size: int = 32, channels: int = 1, n_per_class: int | None = None,

@@ -7,8 +7,8 @@ from PIL import Image
 
 import torch
 
-from engine.data import (SYMMETRIES, TEXTURES, TEXTURES_V1, TEXTURES_V3, TEXTURES_V4, aspect_ratio, augment, crops_from, fit_image, folder,
-                         load_dataset, load_image, oval_images, tile_split)
+from engine.data import (SYMMETRIES, TEXTURES, TEXTURES_V1, TEXTURES_V3, TEXTURES_V4, aspect_ratio, augment,
+                         crops_from, fit_image, folder, load_dataset, load_image, oval_images, textures_v4, tile_split)
 from engine.errors import EngineError
 
 
@@ -53,7 +53,6 @@ def test_the_fourth_version_replaces_gravel_by_blobs_in_its_place():
     same = [k for k in v3.classes if k in v4.classes]
     for k in same:                    # every other class is cut exactly as before
         assert np.array_equal(v3.of_class(v3.classes.index(k)), v4.of_class(v4.classes.index(k))), k
-    from engine.textures import textures_v4
     blobs = textures_v4("train", 32, 1, n_per_class=200, names=["blobs"]).images
     # rounded two-level regions: every crop holds both levels, with the photographs' contrast
     sd = blobs.std(axis=(1, 2, 3))
