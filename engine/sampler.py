@@ -366,6 +366,15 @@ def run(ckpt, target: Target | None = None, n: int = 16, seed: int = 0, settings
     return last.denoised, steps if record else [last]
 
 
+def first_steps_below(steps: list[Step], levels) -> np.ndarray:
+    """(L, B) for recorded steps: for each noise level, each image's index into `steps` of the
+    first step whose noise estimate fell below it - where the walk passes that level - or the
+    last step's if it never did."""
+    sigma = np.stack([s.sigma.cpu().numpy() for s in steps])                     # (T, B)
+    below = sigma[None] < np.asarray(levels)[:, None, None]                        # (L, T, B)
+    return np.where(below.any(1), below.argmax(1), len(steps) - 1)
+
+
 def trajectory_arrays(steps: list[Step]) -> dict[str, np.ndarray]:
     """Stack recorded steps into arrays (T, B, ...) for saving as .npz."""
     return {"y": np.stack([s.y.cpu().numpy() for s in steps]).astype(np.float32),

@@ -21,21 +21,16 @@ import numpy as np
 from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from engine.classifier import load_classifier
 from engine.data import load_dataset
-from engine.sampler import ClassTarget, run
+from engine.sampler import ClassTarget, first_steps_below, run
 
 LEVELS = (0.5, 0.3, 0.2, 0.15, 0.1, 0.05, 0.02)
 
 
 def contrast_at_levels(steps, levels=LEVELS) -> np.ndarray:
     """(len(levels), B): std of each image's denoised estimate at the first step whose noise
-    estimate fell below each level."""
-    sigma = np.stack([s.sigma.cpu().numpy() for s in steps])                    # (T, B)
-    std = np.stack([s.denoised.cpu().numpy().reshape(len(s.sigma), -1).std(1) for s in steps])
-    out = np.empty((len(levels), sigma.shape[1]))
-    for i, level in enumerate(levels):
-        first = np.argmax(sigma < level, axis=0)                                 # 0 if never below
-        out[i] = std[first, np.arange(sigma.shape[1])]
-    return out
+    estimate fell below each level (engine.sampler.first_steps_below)."""
+    std = np.stack([s.denoised.cpu().numpy().reshape(len(s.sigma), -1).std(1) for s in steps])   # (T, B)
+    return std[first_steps_below(steps, levels), np.arange(std.shape[1])].astype(np.float64)
 
 
 def main():

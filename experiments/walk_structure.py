@@ -24,23 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
 import torch
 
 from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from engine.conditional import condition
 from engine.data import load_dataset
-from engine.sampler import ClassTarget, run
+from engine.sampler import ClassTarget, first_steps_below, run
 
 LEVELS = (1.0, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05)
-
-
-def first_below(steps, levels) -> list[list[int]]:
-    """For each level, each image's index into `steps` of the first step whose noise estimate fell
-    below it (the last step if it never did)."""
-    sigma = np.stack([s.sigma.cpu().numpy() for s in steps])                     # (T, B)
-    below = sigma[None] < np.asarray(levels)[:, None, None]                        # (L, T, B)
-    return np.where(below.any(1), below.argmax(1), len(steps) - 1).tolist()
 
 
 def denoised_stats(f: torch.Tensor) -> tuple[float, float]:
@@ -70,7 +61,7 @@ def main():
     for name in names:
         c = ck.classes.index(name)
         _, steps = run(ck, ClassTarget(name), n=args.per_class, seed=args.seed + c, record=True)
-        at = first_below(steps, LEVELS)
+        at = first_steps_below(steps, LEVELS).tolist()
         x = torch.as_tensor(test.of_class(c)[:args.per_class]).to(ck.device)
         rows = []
         for level, idx in zip(LEVELS, at):

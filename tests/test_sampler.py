@@ -3,7 +3,8 @@ import torch
 
 from engine.errors import EngineError
 from engine.config import SamplerSettings
-from engine.sampler import ClassTarget, ImageTarget, Interpolation, Switch, Unconditional, guided, run, sample, step
+from engine.sampler import (ClassTarget, ImageTarget, Interpolation, Switch, Unconditional, first_steps_below, guided, run,
+                            sample, step)
 
 
 def test_same_seed_same_samples_other_seed_other_samples(tiny_fg):
@@ -36,6 +37,14 @@ def test_steps_record_the_trajectory_and_stop(tiny_fg):
     assert (not last.active.any()) or last.t == 25
     assert torch.equal(last.active, last.sigma > settings.sigma_L)
     assert steps[-1].denoised.min() >= 0 and steps[-1].denoised.max() <= 1
+
+
+def test_first_steps_below_finds_where_each_image_passes_each_level():
+    from types import SimpleNamespace
+    sig = [[1.0, 1.0], [0.6, 0.9], [0.3, 0.8], [0.1, 0.7]]          # (T, B): image 1 never passes 0.5
+    steps = [SimpleNamespace(sigma=torch.tensor(s)) for s in sig]
+    at = first_steps_below(steps, [0.95, 0.5, 0.2])
+    assert at.tolist() == [[1, 1], [2, 3], [3, 3]]                    # never below: the last step
 
 
 def test_stopped_images_are_frozen(tiny_fg):
