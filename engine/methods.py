@@ -50,7 +50,7 @@ def check_methods_pair(fg, conditional) -> None:
     if conditional.kind != "conditional":
         raise EngineError(f"{conditional.path}: the comparison needs a conditional model (kind conditional), "
                           f"this is a {conditional.kind} model; train one with "
-                          "`python -m engine train --recipe recipes/conditional_long.toml`")
+                          "`python -m engine train --recipe recipes/conditional_v3.toml`")
     check_compatible({"feature_guided": fg, "conditional": conditional})
 
 

@@ -1,6 +1,6 @@
 """Recipes: every setting of a model's training in one TOML file (read with the standard library).
 
-    python -m engine train --recipe recipes/feature_guided_long.toml --out runs/feature_guided
+    python -m engine train --recipe recipes/feature_guided_v3.toml --out runs/feature_guided
 
 A recipe's top-level keys are TrainConfig fields (dataset, kind, steps, batch, lr, ...); its
 `[model]` table holds ModelConfig fields (channels, size, widths, ...). Optional parts:

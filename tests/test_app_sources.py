@@ -135,7 +135,8 @@ def test_the_shipped_model_gets_the_shipped_conditional_network_when_it_is_there
         monkeypatch, tmp_path, tiny_conditional_dir):
     shipped = describe(DEFAULT_CHECKPOINT)
     folder = tmp_path / "conditional"
-    copy_run(tiny_conditional_dir, folder, classes=list(shipped.classes), size=shipped.shape[1])
+    copy_run(tiny_conditional_dir, folder, dataset=shipped.dataset, classes=list(shipped.classes),
+             size=shipped.shape[1])
     monkeypatch.setattr(sources, "DEFAULT_CONDITIONAL", folder)
     args = _app_script().parse_args(["--no-runs"])
     assert Path(sources.sources(args)[0].conditional) == folder / "model.pt"

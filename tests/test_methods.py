@@ -95,7 +95,7 @@ def test_every_method_measured_alike(tiny_fg, tiny_mixture, tiny_conditional):
 def test_methods_refuse_models_of_other_data_or_kind(tiny_fg, tiny_mixture, tiny_conditional, ovals_pair):
     with pytest.raises(EngineError, match="other data"):
         compare_methods(tiny_fg, ovals_pair["conditional"], tiny_mixture, per_class=2, settings=SHORT)
-    with pytest.raises(EngineError, match="needs a conditional model.*conditional_long"):
+    with pytest.raises(EngineError, match="needs a conditional model.*conditional_v3"):
         compare_methods(tiny_fg, tiny_fg, tiny_mixture, per_class=2, settings=SHORT)
 
 
