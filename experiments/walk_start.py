@@ -12,6 +12,9 @@ conditioned on the class) starts instead from
   noise - a start with the class's second-order statistics and nothing more;
 - "held-out": a real held-out crop of the class plus noise - an exact draw of p_sigma0 on crops the
   network never trained on, the start an exact sampler assumes;
+- "training" (with `--training-starts`): a training crop of the class plus noise - the same draw
+  from the crops a sampler could carry as data; its samples' distance to the nearest training crop
+  (memorisation) then says whether the walk returns the crop it started from;
 
 and prints, per class and start, the classifier's accuracy, the spectrum error against the class's
 other held-out crops (engine.metrics.spectrum_error_db), the contrast ratio, the memorisation ratio
@@ -64,6 +67,7 @@ def main():
     ap.add_argument("--per-class", type=int, default=32)
     ap.add_argument("--sigma-0", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--training-starts", action="store_true", help="also start from training crops plus noise")
     args = ap.parse_args()
 
     ck = load_checkpoint(args.checkpoint)
@@ -82,6 +86,8 @@ def main():
         starts = {"mean": np.full_like(starts_from, bank.mean()),
                   "gaussian": gaussian_fields(bank, n, rng),
                   "held-out": starts_from}
+        if args.training_starts:
+            starts["training"] = bank[rng.choice(len(bank), n, replace=False)]
         flat_bank = bank.reshape(len(bank), -1)
         real_nn = float(np.median(nearest_distance(reference.reshape(len(reference), -1), flat_bank)))
         target = ClassTarget(name)
@@ -89,7 +95,7 @@ def main():
         for label, x0 in starts.items():
             out = walk_from(ck, target, torch.from_numpy(x0), args.sigma_0, args.seed + c)
             corr = ([float(np.corrcoef(a.ravel(), b.ravel())[0, 1]) for a, b in zip(out, x0)]
-                    if label == "held-out" else [])    # the other starts are constant or random fields
+                    if label in ("held-out", "training") else [])    # the others: constant or random fields
             nn = float(np.median(nearest_distance(out.reshape(n, -1), flat_bank)))
             rows[f"{name} / {label}"] = {
                 "accuracy": float((clf.predict(out) == c).mean()),
