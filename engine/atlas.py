@@ -47,7 +47,7 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import ASSETS, Checkpoint
-from .data import load_dataset
+from .data import run_crops
 from .errors import EngineError
 from .paths import shown_path
 
@@ -321,7 +321,7 @@ def check_compatible(checkpoints: dict[str, Checkpoint]) -> Checkpoint:
 def held_out(ckpt: Checkpoint, per_class: int):
     """The first `per_class` test images of every class of the checkpoint's dataset."""
     cfg = ckpt.train_config
-    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
+    test = run_crops(cfg, "test")
     idx = np.concatenate([np.nonzero(test.labels == c)[0][:per_class] for c in range(len(test.classes))])
     return test.images[idx], test.labels[idx], test
 

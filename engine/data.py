@@ -387,3 +387,9 @@ def load_dataset(name: str, split: str = "train", size: int = 32, channels: int 
     if Path(name).exists():
         return folder(name, split, size, channels, n_per_class, seed)
     raise EngineError(f"unknown dataset '{name}'; use {', '.join(repr(k) for k in BUILTIN)} or a folder path")
+
+
+def run_crops(cfg, split: str, n_per_class: int | None = None) -> Dataset:
+    """The crops of a run's dataset as its TrainConfig draws them: its image size, channels and crop
+    seed (`crops_seed`), so that a checkpoint is measured on the very split it was trained beside."""
+    return load_dataset(cfg.dataset, split, cfg.model.size, cfg.model.channels, n_per_class, cfg.crops_seed)

@@ -53,7 +53,7 @@ import torch
 from tqdm import tqdm
 
 from .classifier import load_classifier
-from .data import load_dataset
+from .data import run_crops
 from .denoising import conditioned_denoise, denoiser_gain, plain_denoise
 from .metrics import kernel_distance, mean_pairwise_distance, nearest_distance, psnr, spectrum_error_db
 from .config import SamplerSettings
@@ -142,9 +142,8 @@ def evaluate(ckpt, mixture=None, per_class: int = 32, psnr_per_class: int = 50, 
     """Every figure of the module doc; `diagnostics` False leaves out the two without a bar (noise
     seen, generalisation gap), as a comparison of methods does."""
     cfg = ckpt.train_config
-    size, channels = cfg.model.size, cfg.model.channels
-    train = load_dataset(cfg.dataset, "train", size, channels, cfg.n_per_class, cfg.crops_seed)
-    test = load_dataset(cfg.dataset, "test", size, channels, None, cfg.crops_seed)
+    train = run_crops(cfg, "train", cfg.n_per_class)
+    test = run_crops(cfg, "test")
     clf = load_classifier(ckpt, progress=progress)
     report = {"checkpoint": shown_path(ckpt.path), "classes": ckpt.classes, "samples_per_class": per_class,
               "sampler": vars(settings or SamplerSettings()),

@@ -18,7 +18,7 @@ import torch
 
 from engine.checkpoint import DEFAULT_MIXTURE, load_checkpoint
 from engine.classifier import load_classifier
-from engine.data import load_dataset
+from engine.data import run_crops
 from engine.metrics import psnr
 from engine.grid import save_grid
 from engine.sampler import ClassTarget, run
@@ -38,7 +38,7 @@ def main() -> None:
 
     ck, mix = load_checkpoint(a.run), load_checkpoint(a.mixture)
     cfg = ck.train_config
-    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
+    test = run_crops(cfg, "test")
     k = len(ck.classes)
     sel = np.concatenate([np.nonzero(test.labels == c)[0][:a.per_class] for c in range(k)])
     x, lab = torch.from_numpy(test.images[sel]), torch.from_numpy(test.labels[sel])

@@ -20,7 +20,7 @@ import numpy as np
 
 from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from engine.classifier import load_classifier
-from engine.data import load_dataset
+from engine.data import run_crops
 from engine.sampler import ClassTarget, first_steps_below, run
 
 LEVELS = (0.5, 0.3, 0.2, 0.15, 0.1, 0.05, 0.02)
@@ -42,7 +42,7 @@ def main():
 
     ck = load_checkpoint(args.checkpoint)
     cfg = ck.train_config
-    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
+    test = run_crops(cfg, "test")
     clf = load_classifier(ck, progress=False)
     rows, flat_paths, other_paths = {}, [], []
     for c, name in enumerate(ck.classes):

@@ -24,7 +24,7 @@ import torch
 
 from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from engine.classifier import load_classifier
-from engine.data import load_dataset
+from engine.data import run_crops
 from engine.sampler import ClassTarget, ImageTarget, run
 
 
@@ -77,7 +77,7 @@ def main() -> None:
     ck = load_checkpoint(a.checkpoint, kind="feature_guided", what="--checkpoint")
     clf = load_classifier(ck, progress=False)
     cfg = ck.train_config
-    pool = load_dataset(cfg.dataset, a.split, cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
+    pool = run_crops(cfg, a.split)
 
     # disjoint random sets of each class's crops (one permutation per class, cut in slices)
     order = [np.random.default_rng(c).permutation(np.nonzero(pool.labels == c)[0]) for c in range(len(ck.classes))]

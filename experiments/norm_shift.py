@@ -25,7 +25,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from engine.centroids import compute_centroids
 from engine.checkpoint import load_checkpoint
 from engine.classifier import load_classifier
-from engine.data import augment, load_dataset
+from engine.data import augment, run_crops
 from engine.loss import denoising_loss, partners, stratified_sigmas
 from engine.metrics import spectrum_error_db
 from engine.network import BiasFreeNorm
@@ -68,7 +68,7 @@ def main():
     model = ck.model
     if not args.no_shift:
         add_shifts(model)
-    data = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
+    data = run_crops(cfg, "train")
     images, labels = torch.from_numpy(data.images), torch.from_numpy(data.labels)
     by_class = [torch.nonzero(labels == c).flatten() for c in range(len(data.classes))]
     gen = torch.Generator().manual_seed(args.seed)
@@ -105,7 +105,7 @@ def main():
     if args.out:
         torch.save({"model": model.state_dict(), "centroids": ck.centroids.state()}, args.out)
 
-    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
+    test = run_crops(cfg, "test")
     clf = load_classifier(ck, progress=False)
     accs, specs = [], []
     for c, name in enumerate(ck.classes):

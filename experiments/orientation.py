@@ -16,7 +16,7 @@ import json
 import torch
 
 from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from engine.data import load_dataset
+from engine.data import run_crops
 from engine.sampler import ClassTarget, run
 
 
@@ -36,7 +36,7 @@ def main():
 
     ckpt = load_checkpoint(args.checkpoint, kind="feature_guided")
     cfg = ckpt.train_config
-    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
+    test = run_crops(cfg, "test")
     out = {}
     for c, name in enumerate(ckpt.classes):
         real = torch.from_numpy(test.images[test.labels == c][:args.n])

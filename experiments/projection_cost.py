@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from engine.data import load_dataset
+from engine.data import run_crops
 from engine.denoising import held_out_subset, noisy
 from engine.metrics import psnr
 
@@ -35,7 +35,7 @@ def main() -> None:
     ck = load_checkpoint(a.checkpoint, kind="feature_guided")
     ck.use_precision("fp32")
     cfg = ck.train_config
-    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
+    test = run_crops(cfg, "test")
     images, labels = held_out_subset(test, a.per_class)
     x, c = torch.from_numpy(images), torch.from_numpy(labels)
     gen = torch.Generator().manual_seed(0)

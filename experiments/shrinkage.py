@@ -16,7 +16,7 @@ import argparse
 import torch
 
 from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from engine.data import load_dataset
+from engine.data import run_crops
 from engine.metrics import psnr
 
 SIGMAS = (0.5, 0.3, 0.2, 0.1)
@@ -30,7 +30,7 @@ def main():
     args = ap.parse_args()
     fg, mx = load_checkpoint(args.checkpoint), load_checkpoint(args.mixture)
     cfg = fg.train_config
-    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
+    test = run_crops(cfg, "test")
     gen = torch.Generator().manual_seed(0)
     print(f"{'sigma':>6} {'class':>12} {'contrast fg':>12} {'mixture':>8} {'PSNR fg':>8} {'mixture':>8}")
     for s in SIGMAS:

@@ -19,7 +19,7 @@ import torch
 
 
 from engine.checkpoint import DEFAULT_CHECKPOINT, DEFAULT_MIXTURE, load_checkpoint
-from engine.data import load_dataset
+from engine.data import run_crops
 from engine.metrics import psnr
 
 SIGMAS = (0.1, 0.5, 1.0)
@@ -35,8 +35,8 @@ def main() -> None:
     a = p.parse_args()
     ck, mix = load_checkpoint(a.checkpoint), load_checkpoint(a.mixture)
     cfg = ck.train_config
-    train = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, cfg.n_per_class, cfg.crops_seed)
-    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
+    train = run_crops(cfg, "train", cfg.n_per_class)
+    test = run_crops(cfg, "test")
     by_class = [np.nonzero(train.labels == c)[0] for c in range(len(ck.classes))]
     sel = np.concatenate([np.nonzero(test.labels == c)[0][:a.per_class] for c in range(len(ck.classes))])
     x, lab = torch.from_numpy(test.images[sel]), test.labels[sel]

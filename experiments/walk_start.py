@@ -34,7 +34,7 @@ import torch
 from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from engine.classifier import load_classifier
 from engine.config import SamplerSettings
-from engine.data import load_dataset
+from engine.data import run_crops
 from engine.metrics import nearest_distance, spectrum_error_db
 from engine.sampler import ClassTarget, checkpoint_denoiser, image_generators, target_function, walk, _noise
 
@@ -72,8 +72,8 @@ def main():
 
     ck = load_checkpoint(args.checkpoint)
     cfg = ck.train_config
-    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
-    train = load_dataset(cfg.dataset, "train", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
+    test = run_crops(cfg, "test")
+    train = run_crops(cfg, "train")
     clf = load_classifier(ck, progress=False)
     n, rows = args.per_class, {}
     for name in args.classes.split(","):

@@ -28,7 +28,7 @@ import torch
 
 from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from engine.conditional import condition
-from engine.data import load_dataset
+from engine.data import run_crops
 from engine.sampler import ClassTarget, first_steps_below, run
 
 LEVELS = (1.0, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05)
@@ -54,7 +54,7 @@ def main():
 
     ck = load_checkpoint(args.checkpoint)
     cfg = ck.train_config
-    test = load_dataset(cfg.dataset, "test", cfg.model.size, cfg.model.channels, None, cfg.crops_seed)
+    test = run_crops(cfg, "test")
     names = args.classes.split(",") if args.classes else list(ck.classes)
     gen = torch.Generator().manual_seed(args.seed)
     out = {}
