@@ -11,6 +11,8 @@ A recipe's top-level keys are TrainConfig fields (dataset, kind, steps, batch, l
   [[stages]]      a run in several stages, each a table of overrides with a `name`; stage k
                   starts from the weights of stage k - 1 (a fine-tune) in OUT/stages/NAME, and
                   the last stage's model.pt becomes OUT/model.pt. Without stages, one run in OUT.
+                  With --resume, finished stages are skipped, and so is every stage before a
+                  finished one: a stage added to a finished run trains alone.
                   A stage given its own `seed` (fresh batches and noise) also draws fresh crops,
                   unless `data_seed` names the crops of the stage it continues.
 
@@ -137,12 +139,18 @@ def _train_stages(recipe: Recipe, out: Path, overrides: dict, resume: bool, prog
         cfg = recipe.config(overrides, cuda=cuda)
         return _stamp(train(cfg, out, resume=resume, progress=progress, log=log),
                       recipe.record(overrides, None, cuda))
+    configs = [recipe.config(overrides, stage, cuda) for stage in recipe.stages]
+    folders = [out / "stages" / stage["name"] for stage in recipe.stages]
+    # a stage that a later, finished stage started from is done too, its folder kept or not: a
+    # recipe that adds a stage to a finished run needs only the last finished stage's model.pt
+    done = max((k for k, (f, c) in enumerate(zip(folders, configs)) if _finished(f / MODEL_FILE, c.steps)),
+               default=-1)
     previous = None
-    for stage in recipe.stages:
+    for k, (stage, folder, cfg) in enumerate(zip(recipe.stages, folders, configs)):
         name = stage["name"]
-        folder = out / "stages" / name
-        cfg = recipe.config(overrides, stage, cuda)
-        if _finished(folder / MODEL_FILE, cfg.steps):
+        if k < done and not (folder / MODEL_FILE).is_file():
+            log(f"stage '{name}': done (stage '{recipe.stages[done]['name']}' was trained from it)")
+        elif k <= done:
             log(f"stage '{name}': done ({folder / MODEL_FILE})")
         else:
             log(f"stage '{name}'" + (f", from {previous}" if previous else ""))

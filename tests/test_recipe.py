@@ -118,6 +118,26 @@ def test_an_interrupted_stage_resumes_from_its_checkpoint(tmp_path):
     assert again["step"] == whole["step"] and again["info"]["recipe"]["stage"] == "detail"
 
 
+def test_a_stage_added_to_a_finished_run_trains_alone(tmp_path, capsys):
+    """A recipe that adds a stage to a finished run trains that stage only, from the last finished
+    stage's model.pt, even where the earlier stages' folders are gone."""
+    import shutil
+    (tmp_path / "r.toml").write_text(TINY)
+    out = tmp_path / "run"
+    assert main(["train", "--recipe", str(tmp_path / "r.toml"), "--out", str(out), "--quiet"]) == 0
+    detail = read_file(out / "stages" / "detail" / "model.pt")
+    shutil.rmtree(out / "stages" / "base")
+    longer = TINY.replace("[cuda]", '[[stages]]\nname = "more"\nsteps = 2\nlr = 1e-4\n\n[cuda]')
+    (tmp_path / "r2.toml").write_text(longer)
+    capsys.readouterr()
+    assert main(["train", "--recipe", str(tmp_path / "r2.toml"), "--out", str(out), "--quiet", "--resume"]) == 0
+    said = capsys.readouterr().out
+    assert "stage 'base': done (stage 'detail' was trained from it)" in said and not (out / "stages" / "base").exists()
+    final = read_file(out / "model.pt")
+    assert final["step"] == 2 and final["info"]["recipe"]["stage"] == "more" and final["info"]["recipe"]["text"] == longer
+    assert final["info"]["init"]["step"] == detail["step"] and final["info"]["init"]["init"]["step"] == 4
+
+
 def test_a_stage_with_a_fresh_seed_keeps_its_crops_with_data_seed(tmp_path, monkeypatch):
     """A polishing stage's own seed draws new batches and noise; data_seed keeps the crops of the run
     it continues, and so the classifier `evaluate` keys to them."""
