@@ -40,7 +40,7 @@ SAMPLE_MORE = (
     "their features fall nearest (the page says when your images are far from every class). Smaller **beta** "
     "injects more noise (more steps); **h0** is the first step size; **guidance** g conditions on "
     "phi* + g (phi* - the mixture's centroid), carrying the target past itself (0: the target itself, as in the "
-    "paper; the default 0.25 draws stars and print less flat). **Epsilon scaling** lambda divides each step's residual f(y_t) - y_t by lambda while sigma is above "
+    "paper). **Epsilon scaling** lambda divides each step's residual f(y_t) - y_t by lambda while sigma is above "
     "0.1 (1: off, as in the paper). The same seed gives the same samples; the JSON download holds the command "
     "that reproduces the run. When the run ends, the left panel shows the path of the first samples from noise "
     "to sample. sigma is the noise level the sampler estimates in y_t from the image itself, so at the start it "

@@ -24,13 +24,11 @@ seed under two targets shares its initial noise and noise sequence (the bifurcat
 
 The target phi*(sigma) is looked up at each image's current noise estimate; phi*(sigma_0)
 at t = 1 (the estimate exists only after the first denoiser call).
-Two additions of ours: guidance g > 0 gives the network phi* + g (phi* - phibar(sigma))
-instead of phi*, phibar the mixture's centroid (`guided`; g = 0 is the paper's target), and
-epsilon scaling divides d_t by lambda while the noise estimate is above sigma_lambda
-(`residual_scale`; lambda = 1 is the paper's sampler). Their defaults were measured on the
-shipped model (SamplerSettings in engine/config.py; docs/method.md, "Sampler defaults"): a
-little guidance, no scaling. Guidance is the feature-guided target's: a conditional model's walk
-takes none, and its default value is not a request for it there.
+Two additions of ours, each off at the paper's value: guidance g > 0 gives the network
+phi* + g (phi* - phibar(sigma)) instead of phi*, phibar the mixture's centroid (`guided`;
+g = 0 is the paper's target), and epsilon scaling divides d_t by lambda while the noise
+estimate is above sigma_lambda (`residual_scale`; lambda = 1 is the paper's sampler). Their
+defaults were measured (SamplerSettings in engine/config.py).
 
 Where the walk starts (our choice of the paper's "mean image"): the mean pixel of the
 target - a class's training images, the alpha-mix of two classes', the conditioning images'
@@ -49,7 +47,7 @@ classifier-free guidance is its denoiser (SamplerSettings.cfg; w = 0: the networ
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import numpy as np
@@ -337,10 +335,9 @@ def sample(ckpt, target: Target | None = None, n: int = 16, seed: int = 0,
         if isinstance(target, ImageTarget):
             raise EngineError("a conditional model is told classes, not images; condition on images with a "
                               "feature-guided model")
-        if s.guidance not in (0.0, GUIDANCE):
+        if s.guidance:
             raise EngineError("--guidance carries a feature-guided target; a conditional model takes "
                               "classifier-free guidance (--cfg)")
-        s = replace(s, guidance=0.0)        # the default's guidance is a feature-guided model's
     elif s.cfg:
         raise EngineError(f"--cfg is classifier-free guidance of a conditional model; this is a {ckpt.kind} model")
     # a target's set-up work is shared by the n samples: each is charged its share, rounded up
