@@ -21,14 +21,15 @@ import engine.sampler as sampler
 from engine.cli import main
 
 
-def limited(above: float, below: float = 0.0):
+def limited(above: float, below: float = 0.0, carry=sampler.guided):
     """`guided` with the target carried by g for the images whose sigma is above `above`, by
-    `below` for the others."""
+    `below` for the others: the engine's own step past the target (`carry` at g = 1, phi* minus
+    the mixture's centroid), taken g times per image."""
     def guided(ckpt, phi_star, sigma, guidance):
         if phi_star is None or guidance == 0:
             return phi_star
         g = torch.where(sigma.to(phi_star.device) > above, guidance, below).to(phi_star)[:, None]
-        return phi_star + g * (phi_star - ckpt.centre(sigma).to(phi_star))
+        return phi_star + g * (carry(ckpt, phi_star, sigma, 1.0) - phi_star)
     return guided
 
 
