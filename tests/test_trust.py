@@ -130,9 +130,9 @@ def test_a_file_that_asks_for_a_plain_function_is_refused_by_name(tmp_path):
     assert "\n" not in str(e.value)
 
 
-def _assets_snapshot() -> dict:
-    return {p.relative_to(ROOT).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted((ROOT / "assets").rglob("*"))}
+def _assets_snapshot(folder: Path = ROOT / "assets") -> dict:
+    return {p.relative_to(folder).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*"))}
 
 
 def _git_status_assets() -> str:
@@ -140,20 +140,30 @@ def _git_status_assets() -> str:
                           check=True).stdout
 
 
-def test_the_apps_preparation_of_a_shipped_model_writes_nothing_under_assets(tmp_path, monkeypatch):
-    """The app on `--checkpoint assets/feature_guided` builds that model's atlas and measures (the
-    shipped atlas sits elsewhere) and caches them outside assets/."""
+def test_the_apps_preparation_of_a_model_under_assets_writes_nothing_there(tiny_fg_dir, tiny_mixture_dir, tmp_path,
+                                                                         monkeypatch):
+    """The app on `--checkpoint assets/<model>` builds that model's atlas and measures (the shipped
+    atlas sits elsewhere) and caches them outside assets/. A tiny pair stands in for the shipped one
+    in an assets/ folder of its own (engine.paths.ASSETS), so the whole preparation runs in seconds;
+    the project's own assets/ is checked untouched as well."""
     import engine.paths
     from app.preparation import wait_for_background
+    assets = tmp_path / "assets"
+    monkeypatch.setattr(engine.paths, "ASSETS", assets)
     monkeypatch.setattr(engine.paths, "CACHE", tmp_path / "cache")      # a fresh cache: the work is done
+    for name, run in (("feature_guided", tiny_fg_dir), ("mixture", tiny_mixture_dir)):
+        shutil.copytree(run, assets / name)
     before, status = _assets_snapshot(), _git_status_assets()
+    ours = _assets_snapshot(assets)
     script = _app_script()
-    args = script.parse_args(["--checkpoint", "assets/feature_guided", "--no-umap", "--no-runs"])
+    args = script.parse_args(["--checkpoint", str(assets / "feature_guided"), "--mixture", str(assets / "mixture"),
+                              "--no-umap", "--no-runs"])
     ctx = script.load(args).context()
     ctx.start_background()                                              # atlas, classifier, measures, compiles
     assert wait_for_background(timeout=900) == []
     assert ctx.atlas.get() is not None and ctx.atlas.error is None
     assert (tmp_path / "cache" / "assets" / "feature_guided" / "atlas" / "atlas.npz").is_file()
+    assert _assets_snapshot(assets) == ours
     assert _assets_snapshot() == before
     assert _git_status_assets() == status
 
