@@ -44,7 +44,7 @@ from scipy import stats
 from engine.analysis import density_distance
 from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from engine.data import load_dataset
-from engine.density import centroid_d2, integrate_log_sigma, matched_dims
+from engine.density import integrate_log_sigma, matched_dims
 
 
 def target_jacobian(model, y: torch.Tensor, target: torch.Tensor, dims: torch.Tensor) -> torch.Tensor:
@@ -115,9 +115,9 @@ def main() -> None:
     one = 2 * np.einsum("spi,sij,spj->sp", diff, mean_metric, diff) / s3
     eig_mean = np.trace(mean_metric, axis1=1, axis2=2) / n
     iso = 2 * eig_mean[:, None] * (diff ** 2).sum(2) / s3
-    blocks = [b for b in fg.layer_slices() if b in fg.config.matched_blocks]
-    sizes = [fg.layer_slices()[b].stop - fg.layer_slices()[b].start for b in blocks]
-    edges = np.cumsum([0] + sizes)
+    # where each matched block sits among the matched coordinates (matched_dims keeps phi's order)
+    blocks = {b: sl.stop - sl.start for b, sl in fg.layer_slices().items() if b in fg.config.matched_blocks}
+    edges = np.cumsum([0, *blocks.values()])
     # each block isotropic at its own mean eigenvalue: only how much the output reads each block
     per_block = sum(2 * (np.trace(mean_metric[:, lo:hi, lo:hi], axis1=1, axis2=2) / (hi - lo))[:, None]
                     * (diff[:, :, lo:hi] ** 2).sum(2) for lo, hi in zip(edges[:-1], edges[1:])) / s3
@@ -144,7 +144,7 @@ def main() -> None:
         })
 
     # which pairs the Euclidean distance misplaces, and how much the network amplifies them
-    euclid = centroid_d2(fg, pairs, float(fg.centroids.sigmas[0]), matched_dims(fg))
+    euclid = est.centroid_d2                  # the claim's squared centroid distance, as the report has it
     slope, offset = np.polyfit(euclid, measured, 1)
     residual = measured - (slope * euclid + offset)
     gain = one_d / iso_d                       # > 1: the pair differs along directions the network amplifies
