@@ -97,7 +97,8 @@ def cmd_benchmark(a) -> int:
     ckpt = load_checkpoint(a.checkpoint, a.device, kind="feature_guided")
     result = {"fp32": sampling_figures(ckpt, a.repeats)}
     policy = ckpt.use_precision(a.precision, a.compile, work=10 ** 9)     # the app's case: long-lived
-    if a.precision != "fp32" or ckpt.compiled:
+    result["policy"] = policy.describe()
+    if policy.name != "fp32" or ckpt.compiled:       # else the pick is fp32 eager, measured above
         result["warm_up_seconds"] = ckpt.warm_up()
         result[policy.name + ("_compiled" if ckpt.compiled else "")] = sampling_figures(ckpt, a.repeats)
     result.update(machine=f"{platform.machine()} {platform.processor()}".strip(), cpu_count=os.cpu_count(),

@@ -121,23 +121,33 @@ def load_classifier(ckpt, progress: bool = True) -> Classifier:
     return clf
 
 
+# Classifiers trained in this process, by file name (the digest of their key): the models of one
+# dataset in different folders (a feature-guided model, its mixture, its conditional baseline: what
+# a report measures) share one classifier, trained once; each folder still gets its cached copy.
+_TRAINED: dict[str, dict] = {}
+
+
 def classifier_for(key: dict, near=None, progress: bool = True) -> Classifier:
     """The classifier of a dataset (key: `_key`'s fields): the one beside the checkpoint file `near`
     (shipped models ship theirs), else the one cached for it (paths.cache_home: never under
-    assets/), else trained and cached."""
+    assets/), else the one this process trained for the same key, else trained; the last two are
+    cached for `near`."""
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     folder = Path(near).parent if near else Path(".")
     name = f"classifier_{digest}.pt"
     path = folder / name if (folder / name).is_file() else cache_home(folder) / name
     if path.is_file():
-        s = safe_load(path)
-        net = SmallCNN(key["channels"], len(s["classes"]))
-        net.load_state_dict(s["model"])
-        return Classifier(net, s["classes"], s["test_accuracy"], key)
-    clf = train_classifier(key, progress=progress)
-    try:
-        save_atomic({"model": clf.net.state_dict(), "classes": clf.classes,
-                     "test_accuracy": clf.test_accuracy, "key": key}, path)
-    except OSError:
-        pass                                    # read-only folder: keep it in memory only
-    return clf
+        state = safe_load(path)
+    else:
+        if name not in _TRAINED:
+            clf = train_classifier(key, progress=progress)
+            _TRAINED[name] = {"model": {k: v.detach().clone() for k, v in clf.net.state_dict().items()},
+                              "classes": clf.classes, "test_accuracy": clf.test_accuracy, "key": key}
+        state = _TRAINED[name]
+        try:
+            save_atomic(state, path)
+        except OSError:
+            pass                                # read-only folder: keep it in memory only
+    net = SmallCNN(key["channels"], len(state["classes"]))
+    net.load_state_dict(state["model"])        # copied: every caller has a network of its own
+    return Classifier(net, state["classes"], state["test_accuracy"], key)

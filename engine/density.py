@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import stats
 
 from .denoising import conditioned_denoise, noisy, progress_bar
 from .errors import EngineError
@@ -144,4 +143,5 @@ def correlations(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Pearson and Spearman correlations (nan for fewer than 3 points or constant data)."""
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan"), float("nan")
+    from scipy import stats        # here, not at the top: scipy.stats adds a second to every command's start
     return float(stats.pearsonr(x, y)[0]), float(stats.spearmanr(x, y)[0])

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats
 
 from .config import SamplerSettings
 from .data import HELD_OUT_RATIO, aspect_ratio, load_dataset
@@ -192,6 +191,7 @@ def ground_truth(models: dict, n: int = 32, alphas=ALPHAS, seed: int = 0, settin
     if not models:
         raise EngineError("give at least one ovals model (feature-guided or conditional)")
     check_ovals(models)
+    from scipy import stats        # here, not at the top: scipy.stats adds a second to every command's start
     first = next(iter(models.values()))
     real = held_out_images(first, n)
     ref, other = real[:n], real[n:]

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy import stats
 
 from .config import SamplerSettings
 from .denoising import progress_bar
@@ -49,6 +48,7 @@ def interpolation(fg, a, b, alphas=ALPHAS, n: int = 8, seed: int = 0, classifier
     ia, ib = fg.class_index(a), fg.class_index(b)
     if ia == ib:
         raise EngineError("interpolation needs two different classes")
+    from scipy import stats        # here, not at the top: scipy.stats adds a second to every command's start
     if classifier is None:
         from .classifier import load_classifier
         classifier = load_classifier(fg, progress=progress)

@@ -241,9 +241,12 @@ def test_correlations_are_described_by_their_strength():
 
 
 def test_the_registry_serves_each_model_its_own_views_and_the_page_clears_a_failed_view(
-        tiny_fg, tiny_mixture, tiny_atlas, tiny_fg_dir, tmp_path):
+        tiny_fg, tiny_mixture, tiny_atlas, tiny_fg_dir, tmp_path, monkeypatch):
     from app.context import ModelSource, Registry
     from app.tabs.common import bind
+    # which model serves which view is checked here; a picked model's preparation in the background
+    # (tests/test_browser.py) would outlive this test and slow the ones after it
+    monkeypatch.setattr(Context, "start_background", lambda self: None)
     first = Context(tiny_fg, tiny_mixture, AtlasHolder({FG: tiny_fg, MIXTURE: tiny_mixture}, tiny_atlas, warm=False),
                     label="first")
     reg = Registry([ModelSource(tiny_fg_dir, None, None, label="second")], loaded={"first": first}, warm_umap=False,

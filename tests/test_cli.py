@@ -146,6 +146,11 @@ def test_benchmark_times_the_reference_arithmetic(tiny_fg_dir, capsys):
     fp32 = bench["fp32"]
     assert fp32["seconds_per_batch"] > 0 and fp32["batch"] == 16 and fp32["precision"] == "fp32"
     assert fp32["nfe_per_sample"] >= 1 and bench["device"] == fp32["device"] == "cpu"
+    # the policy's pick is said, and measured again only where it differs from fp32 eager
+    pick = bench["policy"]["precision"]
+    assert pick in ("fp32", "bf16") and bench["policy"]["asked"] == "auto"
+    again = [k for k in bench if k.startswith("bf16")]
+    assert len(again) == (pick == "bf16") and ("warm_up_seconds" in bench) == (pick == "bf16"), list(bench)
 
 
 def test_dataset_export(tmp_path, capsys):

@@ -190,6 +190,7 @@ def test_a_classifier_trained_for_a_model_under_assets_is_cached_outside(tiny_fg
     cached = list((tmp_path / "cache" / "assets" / "tiny").glob("classifier_*.pt"))
     assert len(cached) == 1
     monkeypatch.setattr(engine.classifier, "train_classifier", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(engine.classifier, "_TRAINED", {})              # as a new process finds it
     again = load_classifier(ckpt, progress=False)                       # read back from the cache
     assert again.test_accuracy == first.test_accuracy and again.classes == first.classes
 
