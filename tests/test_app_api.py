@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import ssl
 import time
 from pathlib import Path
 
@@ -28,9 +29,19 @@ ENDPOINTS = ["/sample", "/compare_methods", "/interpolate", "/interpolate_strip"
              "/embedding", "/distances", "/pair_samples"]
 
 
+# gradio_client hands `ssl_verify` to httpx, which, given True, builds a new TLS context (reading the
+# whole CA bundle) for every file a result downloads: most of this file's time went there. One
+# default context, built once, checks certificates alike (the server here is plain http anyway).
+TLS = ssl.create_default_context()
+
+
+def local_client(url: str) -> Client:
+    return Client(url, verbose=False, ssl_verify=TLS)
+
+
 @pytest.fixture(scope="module")
 def client(app_server):
-    return Client(app_server.url, verbose=False)
+    return local_client(app_server.url)
 
 
 def by_name(files: list[str]) -> dict[str, str]:
@@ -127,7 +138,7 @@ def test_user_mistakes_come_back_as_one_line_messages(client):
 def test_five_concurrent_sample_calls_all_finish_each_with_its_own_result(app_server):
     classes = app_server.fg.classes
     jobs = []
-    clients = [Client(app_server.url, verbose=False) for _ in range(5)]
+    clients = [local_client(app_server.url) for _ in range(5)]
     for k, c in enumerate(clients):
         jobs.append(c.submit("class", classes[k % len(classes)], None, 16, 100 + k, 0.25, 0.01, api_name="/sample"))
     results = [j.result(timeout=900) for j in jobs]          # a guard against a hang, not a speed bar
