@@ -195,6 +195,31 @@ def test_a_classifier_trained_for_a_model_under_assets_is_cached_outside(tiny_fg
     assert again.test_accuracy == first.test_accuracy and again.classes == first.classes
 
 
+def test_models_of_one_dataset_in_two_folders_share_one_classifier_trained_once(tiny_fg_dir, tmp_path, monkeypatch):
+    """As a report's feature-guided, mixture and conditional models do: trained once in a process,
+    a copy cached beside each, and each caller given a network of its own."""
+    import engine.classifier
+    from engine.checkpoint import load_checkpoint
+    from engine.classifier import load_classifier
+    monkeypatch.setattr(engine.classifier, "_TRAINED", {})
+    trained = []
+    real = engine.classifier.train_classifier
+    monkeypatch.setattr(engine.classifier, "train_classifier",          # a quick one: its count is what is checked
+                        lambda key, progress=True: trained.append(1) or real(key, steps=5, batch=16, progress=False))
+    ckpts = []
+    for name in ("one", "two"):
+        shutil.copytree(tiny_fg_dir, tmp_path / name, ignore=shutil.ignore_patterns("classifier_*"))
+        ckpts.append(load_checkpoint(tmp_path / name))
+    a, b = (load_classifier(c, progress=False) for c in ckpts)
+    assert trained == [1]
+    assert [len(list((tmp_path / n).glob("classifier_*.pt"))) for n in ("one", "two")] == [1, 1]
+    assert a.net is not b.net and a.test_accuracy == b.test_accuracy
+    for (k, v), w in zip(a.net.state_dict().items(), b.net.state_dict().values()):
+        assert torch.equal(v, w), k
+    next(a.net.parameters()).data.zero_()                              # one caller's change stays its own
+    assert next(b.net.parameters()).abs().sum() > 0
+
+
 # A measured figure in a docstring or comment goes stale with the next model; docs/model.md keeps
 # them, dated. Settings (a sigma, a default) are not figures and pass.
 FIGURES = [
