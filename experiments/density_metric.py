@@ -44,7 +44,7 @@ from scipy import stats
 from engine.analysis import density_distance
 from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from engine.data import load_dataset
-from engine.density import integrate_log_sigma, matched_dims
+from engine.density import correlations, integrate_log_sigma, matched_dims
 
 
 def target_jacobian(model, y: torch.Tensor, target: torch.Tensor, dims: torch.Tensor) -> torch.Tensor:
@@ -125,8 +125,7 @@ def main() -> None:
     if a.save:
         np.savez_compressed(a.save, metric=metric, sigmas=sigmas, pairs=pairs, density=est.density_distance,
                             integrand=est.integrand, centroid_differences=diff)
-    corr = lambda u, v: {"pearson": round(float(stats.pearsonr(u, v)[0]), 3),           # noqa: E731
-                         "spearman": round(float(stats.spearmanr(u, v)[0]), 3)}
+    corr = lambda u, v: dict(zip(("pearson", "spearman"), (round(r, 3) for r in correlations(u, v))))  # noqa: E731
     lin_d, one_d, iso_d, block_d = (integrate_log_sigma(v, sigmas) for v in (linear, one, iso, per_block))
     by_sigma = []
     for s, sigma in enumerate(sigmas):

@@ -20,6 +20,7 @@ import torch
 
 from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from engine.data import load_dataset
+from engine.metrics import psnr
 from engine.sampler import guided
 
 
@@ -44,8 +45,7 @@ def main() -> None:
             s = torch.full((len(y),), sigma)
             target = fg.centroid(c, sigma).expand(len(y), -1)
             with torch.no_grad():
-                db = lambda g: float((-10 * torch.log10(((fg.denoise(y, guided(fg, target, s, g)) - x) ** 2)  # noqa: E731
-                                                        .mean((1, 2, 3)))).mean())
+                db = lambda g: float(psnr(fg.denoise(y, guided(fg, target, s, g)), x).mean())  # noqa: E731
                 base = db(0.0)
                 change[f"{name} {sigma:g}"] = {f"{g:g}": round(db(g) - base, 3) for g in gs}
     gains = {f"{g:g}": sum(v[f"{g:g}"] > 0 for v in change.values()) for g in gs}
