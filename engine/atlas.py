@@ -117,15 +117,36 @@ def place_by_neighbours(x: np.ndarray, reference: np.ndarray, coords: np.ndarray
     return ((w[:, :, None] * coords[nearest]).sum(1) / w.sum(1, keepdims=True)).astype(np.float32)
 
 
+# umap-learn finds exact neighbours itself below this many points and an approximate graph above
+UMAP_EXACT_BELOW = 4096
+
+
+def exact_neighbours(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest points of each row of x (N, D), itself first at distance exactly 0: indices
+    and distances (N, k), what umap-learn computes on fewer than UMAP_EXACT_BELOW points (a
+    pairwise distance matrix, each row sorted stably)."""
+    from sklearn.metrics import pairwise_distances
+    d = pairwise_distances(np.asarray(x, np.float64))            # X against itself: a zero diagonal
+    nearest = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return nearest, np.take_along_axis(d, nearest, 1).astype(np.float32)
+
+
 def fit_umap(x: np.ndarray) -> np.ndarray:
-    """A 2-D UMAP of x (N, D). umap is imported here: its first import takes ~20 s."""
+    """A 2-D UMAP of x (N, D). umap is imported here: its first import takes ~20 s.
+
+    On small sets the exact neighbours are handed to umap-learn (its `precomputed_knn`), the same
+    neighbours it would find itself: its own search is a numba function compiled afresh in every
+    process, which took longer than the rest of a small fit (docs/benchmarks.md, "The atlas")."""
+    k = min(UMAP_SETTINGS["n_neighbors"], len(x) - 1)
+    x = np.asarray(x, np.float32)
+    known = exact_neighbours(x, k) + (None,) if len(x) < UMAP_EXACT_BELOW else (None, None, None)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")          # umap warns that a seed disables parallelism
-        import umap
-        reducer = umap.UMAP(n_components=2, n_neighbors=min(UMAP_SETTINGS["n_neighbors"], len(x) - 1),
-                            min_dist=UMAP_SETTINGS["min_dist"], metric=UMAP_SETTINGS["metric"],
-                            random_state=UMAP_SETTINGS["random_state"])
-        return reducer.fit_transform(np.asarray(x, np.float32)).astype(np.float32)
+        warnings.simplefilter("ignore")          # umap warns that a seed disables parallelism, and
+        import umap                              # that a fit on given neighbours has no `transform`
+        reducer = umap.UMAP(n_components=2, n_neighbors=k, min_dist=UMAP_SETTINGS["min_dist"],
+                            metric=UMAP_SETTINGS["metric"], random_state=UMAP_SETTINGS["random_state"],
+                            precomputed_knn=known)
+        return reducer.fit_transform(x).astype(np.float32)
 
 
 def half_precision(x: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Where should the walk start? The default start against draws that carry a class's structure.
 
     python experiments/walk_start.py [--checkpoint assets/feature_guided] [--classes stars,print]
-        [--per-class 32] [--sigma-0 1.0] [--seed 0]
+        [--per-class 32] [--sigma-0 1.0] [--seed 0] [--table-to SIGMA]
 
 The sampler starts from the class's mean pixel plus noise of sigma_0 (engine/sampler.py, "Where the
 walk starts"), a stand-in for a draw of p_sigma0(y | class). Here the same walk (default settings,
@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from engine.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from engine.centroids import SIGMA_GRID, compute_centroids, sigma_grid
 from engine.classifier import load_classifier
 from engine.config import SamplerSettings
 from engine.data import run_crops
@@ -68,6 +69,9 @@ def main():
     ap.add_argument("--sigma-0", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--training-starts", action="store_true", help="also start from training crops plus noise")
+    ap.add_argument("--table-to", type=float, default=None,
+                    help="first recompute the centroid table on a grid from 0.01 to this sigma (the stored "
+                         "grid ends at 1.5; a walk from a larger sigma_0 on a model trained to it needs more)")
     args = ap.parse_args()
 
     ck = load_checkpoint(args.checkpoint)
@@ -75,6 +79,10 @@ def main():
     test = run_crops(cfg, "test")
     train = run_crops(cfg, "train")
     clf = load_classifier(ck, progress=False)
+    if args.table_to is not None:
+        lo, hi, count = SIGMA_GRID
+        grid = sigma_grid(lo, args.table_to, int(round(count * np.log(args.table_to / lo) / np.log(hi / lo))))
+        ck.centroids = compute_centroids(ck.model, train.images, train.labels, train.classes, sigmas=grid).to(ck.device)
     n, rows = args.per_class, {}
     for name in args.classes.split(","):
         c = ck.classes.index(name)

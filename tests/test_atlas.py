@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.atlas import (ALL, Atlas, Embedding, PCAMap, build_atlas, place_by_neighbours,
+from engine.atlas import (ALL, Atlas, Embedding, PCAMap, build_atlas, exact_neighbours, place_by_neighbours,
                           smooth_knn_weights)
 from engine.errors import EngineError
 
@@ -154,8 +154,26 @@ def test_user_errors(atlas, tmp_path):
         build_atlas({})
 
 
-def test_warm_umap_fits_real_maps(tiny_fg):
-    """One real umap-learn fit (the slow part of this file: umap's first import and compilation)."""
+def test_exact_neighbours_put_each_point_first_at_distance_zero():
+    """umap-learn takes the first neighbour's distance as each point's own (zero) and the nearest
+    non-zero one as its rho: float32 rounding of |x|^2 - 2 x.y + |y|^2 must not leave a residue there."""
+    x = (np.random.default_rng(0).standard_normal((60, 40)) * 30 + 100).astype(np.float32)
+    idx, dist = exact_neighbours(x, 7)
+    d = np.sqrt(((x[:, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1))
+    assert idx.shape == dist.shape == (60, 7) and dist.dtype == np.float32
+    assert (idx[:, 0] == np.arange(60)).all() and (dist[:, 0] == 0).all()
+    np.testing.assert_allclose(np.sort(d, axis=1)[:, :7], dist, rtol=1e-6)      # the 7 nearest, in order
+    np.testing.assert_allclose(np.take_along_axis(d, idx, 1), dist, rtol=1e-6)
+
+
+def test_warm_umap_fits_real_maps(tiny_fg, monkeypatch):
+    """One real umap-learn fit (the slow part of this file: umap's first import and compilation),
+    on neighbours handed to it: its own search (compiled afresh in every process) is never called."""
+    import umap.umap_
+
+    def searched(*args, **kwargs):
+        raise AssertionError("umap-learn searched for neighbours itself")
+    monkeypatch.setattr(umap.umap_, "nearest_neighbors", searched)
     small = build_atlas({"feature_guided": tiny_fg}, per_class=3, sigmas=(0.2,), umap=False, progress=False)
     seen = []
     small.warm_umap(lambda done, total, key: seen.append((done, total, key)))
