@@ -134,9 +134,9 @@ def exact_neighbours(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 def fit_umap(x: np.ndarray) -> np.ndarray:
     """A 2-D UMAP of x (N, D). umap is imported here: its first import takes ~20 s.
 
-    On small sets the exact neighbours are handed to umap-learn (its `precomputed_knn`), the same
-    neighbours it would find itself: its own search is a numba function compiled afresh in every
-    process, which took longer than the rest of a small fit (docs/benchmarks.md, "The atlas")."""
+    On small sets the exact neighbours are handed to umap-learn (its `precomputed_knn`), the ones
+    it would find itself (up to the order of near ties): its own search is a numba function compiled
+    afresh in every process, a large share of a process's first fit (docs/benchmarks.md, "The atlas")."""
     k = min(UMAP_SETTINGS["n_neighbors"], len(x) - 1)
     x = np.asarray(x, np.float32)
     known = exact_neighbours(x, k) + (None,) if len(x) < UMAP_EXACT_BELOW else (None, None, None)
