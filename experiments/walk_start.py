@@ -10,6 +10,9 @@ conditioned on the class) starts instead from
 - "mean": the default, the class's mean pixel plus noise;
 - "gaussian": a Gaussian field with the class's mean power spectrum and mean (random phases) plus
   noise - a start with the class's second-order statistics and nothing more;
+- "pixels": each pixel drawn independently from the class's training pixels (its histogram, no
+  spatial structure) plus noise - a start with the class's first-order statistics: the sparse bright
+  values of stars, which a Gaussian field lacks, without any crop's pattern to copy;
 - "held-out": a real held-out crop of the class plus noise - an exact draw of p_sigma0 on crops the
   network never trained on, the start an exact sampler assumes;
 - "training" (with `--training-starts`): a training crop of the class plus noise - the same draw
@@ -93,6 +96,7 @@ def main():
         rng = np.random.default_rng(args.seed + c)
         starts = {"mean": np.full_like(starts_from, bank.mean()),
                   "gaussian": gaussian_fields(bank, n, rng),
+                  "pixels": rng.choice(bank.ravel(), size=starts_from.shape).astype(np.float32),
                   "held-out": starts_from}
         if args.training_starts:
             starts["training"] = bank[rng.choice(len(bank), n, replace=False)]

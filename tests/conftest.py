@@ -87,7 +87,11 @@ def pytest_sessionfinish(session, exitstatus):
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked `gpu` run where CUDA is (`pytest -m gpu` selects them alone); elsewhere they are
-    skipped with the reason."""
+    skipped with the reason. The app's tests are grouped onto one worker."""
+    for item in items:
+        if "app_server" in getattr(item, "fixturenames", ()):
+            # one app server per run: under pytest-xdist (`--dist loadgroup`) its tests share a worker
+            item.add_marker(pytest.mark.xdist_group("app"))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU (run `pytest -m gpu` on a machine with one)")
@@ -96,9 +100,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+# `make test` runs the suite in one worker process per core (pytest-xdist); each worker's torch then
+# takes its share of the cores, so that two workers do not fight over the same two.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, min(2, torch.get_num_threads()) // WORKERS)
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(THREADS)
 
 
 @pytest.fixture
