@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import threading
 import warnings
@@ -49,7 +48,7 @@ from tqdm import tqdm
 from .checkpoint import ASSETS, Checkpoint
 from .data import run_crops
 from .errors import EngineError
-from .paths import shown_path
+from .paths import shown_path, write_atomic
 
 DEFAULT_ATLAS = ASSETS / "atlas"
 FORMAT = "feature-atlas/1"
@@ -283,8 +282,8 @@ class Atlas:
         meta = {"format": FORMAT, "classes": self.classes, "sigmas": self.sigmas, "models": self.models,
                 "slices": {m: {l: [s.start, s.stop] for l, s in sl.items()} for m, sl in self.slices.items()},
                 "umap": umaps, "umap_settings": UMAP_SETTINGS, "info": self.info}
-        _write_atomic(folder / "atlas.npz", lambda f: np.savez_compressed(f, **arrays))
-        _write_atomic(folder / "atlas.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
+        write_atomic(folder / "atlas.npz", lambda f: np.savez_compressed(f, **arrays))
+        write_atomic(folder / "atlas.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
         return folder
 
     @classmethod
@@ -310,13 +309,6 @@ class Atlas:
                    {m: arrays[f"centroids/{m}"] for m in models}, slices, meta.get("info", {}), umaps)
 
 
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- building

@@ -9,7 +9,6 @@ even kill -9, leaves the previous complete file in place.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import re
 import struct
@@ -22,6 +21,7 @@ import torch
 from .centroids import CentroidTable
 from .config import ModelConfig, TrainConfig
 from .errors import EngineError
+from .paths import write_atomic
 from .conditional import condition, network_for
 from .network import UNet
 from .precision import COMPILE_LOCK, Compiled, Precision, pays_to_compile, resolve
@@ -35,14 +35,7 @@ DEFAULT_MIXTURE = ASSETS / "mixture"
 
 
 def save_atomic(obj, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 # The one class beyond tensors and plain values that files of this tool hold: train.py records

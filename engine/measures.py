@@ -36,6 +36,7 @@ import torch
 from .bifurcation import half_rise_sigma
 from .density import density_distance
 from .errors import EngineError
+from .paths import write_atomic
 from .config import SamplerSettings
 from .sampler import ClassTarget, sample
 from .separation import class_pairs
@@ -182,10 +183,7 @@ class Measures(DensityMeasures):
         folder.mkdir(parents=True, exist_ok=True)
         data = {"format": FORMAT, **asdict(self)}
         text = json.dumps(data, indent=1, default=float).replace("NaN", "null")
-        tmp = folder / (FILE + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(folder / FILE)
-        return folder / FILE
+        return write_atomic(folder / FILE, lambda f: f.write(text.encode()))
 
     @classmethod
     def load(cls, folder: str | Path) -> "Measures":

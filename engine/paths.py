@@ -2,8 +2,11 @@
 it comes to write its result has wasted the time it took (and the user's patience)."""
 from __future__ import annotations
 
+import os
 import tempfile
+import uuid
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 from .errors import EngineError
 
@@ -15,6 +18,25 @@ DEFAULT_CONDITIONAL = ASSETS / "conditional"
 # The second model set: the ovals pair trained without the ratio-1 class (feature_guided/,
 # conditional/) and its measured interpolation against that class (ground_truth.json)
 OVALS_SET = ASSETS / "ovals"
+
+
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Write `path` whole or not at all: `write` fills a temporary file beside it, which is synced
+    and renamed over it, so a reader never sees half a file, whenever the writer is stopped. Each
+    write has a temporary file of its own, so two that build the same cache at once (the app's
+    background work and a command, two test workers) each rename a complete file: the last wins."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}.tmp")     # opened like any file: the umask's mode
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def cache_home(folder: str | Path) -> Path:

@@ -433,9 +433,10 @@ def test_the_model_picker_switches_every_view(browser_page):
     choose(page, "model-pick", SECOND)
     page.wait_for_function("(name) => { const t = document.querySelector('#emb-map .gtitle');"
                            " return t && t.textContent.includes(name); }", arg=SECOND, timeout=120_000)
+    tab(page, "Sample")                       # read where a user reads it: a hidden tab's content may not be drawn
+    page.wait_for_function("(name) => { const s = document.querySelector('#sample-status');"
+                           " return s && s.innerText.includes(name); }", arg=SECOND)
     assert "**" not in page.locator("#sample-status").inner_text()      # the switch is said in plain words
-    tab(page, "Sample")
-    assert SECOND in page.locator("#sample-status").inner_text()
     page.click("#sample-run")
     page.wait_for_selector("#sample-status .done", timeout=120_000)
     assert f"model {SECOND}" in page.locator("#sample-status").inner_text()

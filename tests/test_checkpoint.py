@@ -31,6 +31,31 @@ def test_round_trip_rebuilds_the_same_model(tiny_fg_dir, tmp_path):
     assert torch.equal(a.centroids.table, b.centroids.table)
 
 
+def test_atomic_writes_of_one_file_never_mix_and_a_failed_one_leaves_the_old_file(tmp_path):
+    """Two writes of the same cache at once (here one nested inside the other, as two processes may
+    interleave) each rename a whole file of their own; a write that fails leaves the file before it
+    and nothing beside it."""
+    from engine.paths import write_atomic
+    path = tmp_path / "cache.bin"
+    write_atomic(path, lambda f: f.write(b"old" * 1000))
+
+    def outer(f):
+        f.write(b"A" * 5000)
+        write_atomic(path, lambda g: g.write(b"B" * 7000))       # finishes first
+        f.write(b"A" * 5000)
+
+    write_atomic(path, outer)
+    assert path.read_bytes() == b"A" * 10000                     # the last to finish, whole
+
+    def broken(f):
+        f.write(b"half")
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(path, broken)
+    assert path.read_bytes() == b"A" * 10000
+    assert [p.name for p in tmp_path.iterdir()] == ["cache.bin"]
+
+
 def test_centroid_table_interpolates_in_log_sigma():
     table = CentroidTable(torch.tensor([0.1, 1.0]), torch.tensor([[[0.0], [2.0]]]), torch.zeros(1, 2), ["a"])
     s = torch.tensor([0.1, 10 ** -0.5, 1.0, 5.0, 0.01])
