@@ -33,7 +33,7 @@ run: setup
 
 # The suite in one worker per core, up to 4 (pytest-xdist); the app's tests share one worker and its
 # one app server (tests/conftest.py). `make test WORKERS=0` runs it in this one process.
-WORKERS ?= $(shell $(PY) -c "import os; print(min(4, len(os.sched_getaffinity(0))))" 2>/dev/null || echo 1)
+WORKERS ?= $(shell $(PY) -c "import os; n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count(); print(min(4, n or 1))" 2>/dev/null || echo 1)
 
 test: setup browser
 	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup tests
