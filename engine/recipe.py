@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .config import ModelConfig, TrainConfig
 from .errors import EngineError
+from .paths import write_atomic
 
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"model"}
 MODEL_KEYS = {f.name for f in fields(ModelConfig)}
@@ -159,8 +160,10 @@ def _train_stages(recipe: Recipe, out: Path, overrides: dict, resume: bool, prog
                          init=previous if not going else None), recipe.record(overrides, name, cuda))
         previous = folder / MODEL_FILE
     if main:
-        shutil.copyfile(previous, out / (MODEL_FILE + ".tmp"))
-        (out / (MODEL_FILE + ".tmp")).replace(out / MODEL_FILE)
+        def copy(f):
+            with open(previous, "rb") as src:
+                shutil.copyfileobj(src, f)
+        write_atomic(out / MODEL_FILE, copy)
     log(f"wrote {out / MODEL_FILE} (the last stage, '{recipe.stages[-1]['name']}')")
     return out / MODEL_FILE
 

@@ -29,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .data import MIN_SIDE, _check_split, _image_files, _stable_hash, fit_image, load_image, tile_split
 from .errors import EngineError
+from .paths import write_atomic
 
 CACHE = Path(os.environ.get("ENGINE_CACHE", Path.home() / ".cache" / "feature-guided-diffusion"))
 
@@ -118,12 +119,9 @@ class FolderStream(torch.utils.data.Dataset):
             st = p.stat()
             key = hashlib.sha256(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.channels}".encode())
             cached = CACHE / f"{key.hexdigest()[:24]}.npy"
-            if not cached.is_file():
-                CACHE.mkdir(parents=True, exist_ok=True)
-                tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-                with open(tmp, "wb") as f:            # np.save to a handle: no second suffix
-                    np.save(f, _to_uint8(load_image(p, self.channels)))
-                os.replace(tmp, cached)               # atomic: processes building it at once agree
+            if not cached.is_file():                  # processes building it at once each write it whole
+                photo = _to_uint8(load_image(p, self.channels))
+                write_atomic(cached, lambda f: np.save(f, photo))    # np.save to a handle: no second suffix
             self._photos[c] = np.load(cached, mmap_mode="r")
         return self._photos[c]
 
