@@ -360,17 +360,17 @@ def folder(path: str | Path, split: str, size: int = 32, channels: int = 1,
 # ----------------------------------------------------------------------------- entry
 
 # the texture tables live in engine/textures.py, which cuts its crops with this module's functions
-from .textures import (TEXTURES, TEXTURES_V1, TEXTURES_V3, TEXTURES_V4, TextureSource,  # noqa: E402,F401
-                       textures, textures_v1, textures_v3, textures_v4)
+from .textures import (TEXTURES, TEXTURES_V1, TEXTURES_V3, TEXTURES_V4, TEXTURES_V5,  # noqa: E402,F401
+                       TextureSource, textures, textures_v1, textures_v3, textures_v4, textures_v5)
 
 BUILTIN = {"textures": textures, "textures-v1": textures_v1, "textures-v3": textures_v3,
-           "textures-v4": textures_v4, "ovals": ovals, "ovals-holdout": ovals_holdout}
+           "textures-v4": textures_v4, "textures-v5": textures_v5, "ovals": ovals, "ovals-holdout": ovals_holdout}
 
 
 def load_dataset(name: str, split: str = "train", size: int = 32, channels: int = 1,
                  n_per_class: int | None = None, seed: int = 0) -> Dataset:
     """`textures`, `textures-v1` (the classes of the models shipped before), `textures-v3`,
-    `textures-v4` (engine/textures.py), `ovals`, `ovals-holdout`
+    `textures-v4`, `textures-v5` (engine/textures.py), `ovals`, `ovals-holdout`
     (ovals without the ratio-1 class), or a folder path (see `folder`)."""
     if size < 8:
         raise EngineError(f"image size {size} is too small; use 8 or more")

@@ -2,9 +2,10 @@
 the source of one class's crops (engine/data.py cuts them, train and test from separate tiles).
 
 `textures` is the default; `textures-v1` holds the classes of the models shipped before, and
-`textures-v3` the same images as `textures` with crops of no structure drawn again, and `textures-v4`
-the classes of `textures-v3` with gravel replaced by blobs; each list is kept by name so that figures
-measured on it can be measured again.
+`textures-v3` the same images as `textures` with crops of no structure drawn again, `textures-v4`
+the classes of `textures-v3` with gravel replaced by blobs, and `textures-v5` those of `textures-v4`
+with stars cut from the Hubble field at half its resolution; each list is kept by name so that
+figures measured on it can be measured again.
 """
 from __future__ import annotations
 
@@ -161,3 +162,16 @@ TEXTURES_V4["blobs"] = TextureSource(_blobs, symmetry="dihedral")
 def textures_v4(split: str, size: int = 32, channels: int = 1, n_per_class: int | None = None,
                 seed: int = 0, names: list[str] | None = None):
     return _texture_dataset(TEXTURES_V4, "textures-v4", split, size, channels, n_per_class, seed, names)
+
+
+# The textures' fifth version: textures-v4 with stars cut from the Hubble field downsampled by 2, so
+# that a crop spans four times the sky: more galaxies per crop, each smaller.
+# Sparse stars at full resolution come out flat (docs/model.md, "flat classes"); a fine-tune onto
+# this cut drew them nearer their spectrum ("2026-12-08 (stars at half resolution)"). The other
+# seven classes are cut exactly as in textures-v4.
+TEXTURES_V5: dict[str, TextureSource] = {**TEXTURES_V4, "stars": replace(TEXTURES_V4["stars"], factor=2)}
+
+
+def textures_v5(split: str, size: int = 32, channels: int = 1, n_per_class: int | None = None,
+                seed: int = 0, names: list[str] | None = None):
+    return _texture_dataset(TEXTURES_V5, "textures-v5", split, size, channels, n_per_class, seed, names)

@@ -7,8 +7,9 @@ from PIL import Image
 
 import torch
 
-from engine.data import (SYMMETRIES, TEXTURES, TEXTURES_V1, TEXTURES_V3, TEXTURES_V4, aspect_ratio, augment,
-                         crops_from, fit_image, folder, load_dataset, load_image, oval_images, textures_v4, tile_split)
+from engine.data import (SYMMETRIES, TEXTURES, TEXTURES_V1, TEXTURES_V3, TEXTURES_V4, TEXTURES_V5, aspect_ratio,
+                         augment, crops_from, fit_image, folder, load_dataset, load_image, oval_images, textures_v4,
+                         textures_v5, tile_split)
 from engine.errors import EngineError
 
 
@@ -59,6 +60,20 @@ def test_the_fourth_version_replaces_gravel_by_blobs_in_its_place():
     assert sd.min() > 0.05 and 0.1 < np.median(sd) < 0.25
     assert (blobs < 0.35).mean() > 0.3 and (blobs > 0.65).mean() > 0.3
     assert np.array_equal(blobs, textures_v4("train", 32, 1, n_per_class=200, names=["blobs"]).images)
+
+
+def test_the_fifth_version_cuts_stars_at_half_resolution_and_every_other_class_as_before():
+    assert list(TEXTURES_V5) == list(TEXTURES_V4)
+    v4 = load_dataset("textures-v4", "test", 32, 1, n_per_class=8)
+    v5 = load_dataset("textures-v5", "test", 32, 1, n_per_class=8)
+    stars = v5.classes.index("stars")
+    for c, k in enumerate(v5.classes):
+        assert np.array_equal(v4.of_class(c), v5.of_class(c)) == (c != stars), k
+    full, half = TEXTURES_V4["stars"].image(1), TEXTURES_V5["stars"].image(1)     # the same field, halved
+    assert half.shape[1:] == (full.shape[1] // 2, full.shape[2] // 2)
+    assert abs(float(half.mean()) - float(full.mean())) < 1e-3
+    crops = textures_v5("train", 32, 1, n_per_class=64, names=["stars"]).images
+    assert crops.std(axis=(1, 2, 3)).min() >= 0.05             # no empty sky, as in textures-v3 and v4
 
 
 def test_every_texture_class_has_room_for_disjoint_train_and_test_tiles():
