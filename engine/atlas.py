@@ -309,8 +309,6 @@ class Atlas:
                    {m: arrays[f"centroids/{m}"] for m in models}, slices, meta.get("info", {}), umaps)
 
 
-
-
 # ----------------------------------------------------------------------------- building
 
 def same_data(a: Checkpoint, b: Checkpoint) -> bool:
