@@ -270,7 +270,6 @@ class Atlas:
     # -- files
     def save(self, path: str | Path = DEFAULT_ATLAS) -> Path:
         folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
         arrays = {"labels": self.labels, "images": np.round(self.images * 255).astype(np.uint8)}
         for m in self.models:
             arrays[f"phi/{m}"] = self.phi[m].astype(np.float16)

@@ -180,7 +180,6 @@ class Measures(DensityMeasures):
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         data = {"format": FORMAT, **asdict(self)}
         text = json.dumps(data, indent=1, default=float).replace("NaN", "null")
         return write_atomic(folder / FILE, lambda f: f.write(text.encode()))
